@@ -1,0 +1,59 @@
+# meshproof — the two commands users run first: `make certify` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TARGET ?=
+PROFILE ?= nightly
+REPORT_DIR ?= reports
+PYTEST_ARGS ?=
+
+.PHONY: help venv system-deps test test-fast certify bench lint typecheck clean lab-up lab-down
+
+help:
+	@echo "make certify   run the nightly profile (against the lab unless TARGET=FILE)"
+	@echo "make test      run the project's own tests (unit, lab, end-to-end)"
+	@echo "make test-fast run the quick tests only (no lab, no real servers)"
+	@echo "make bench     run the benchmarks in bench/ and update docs/benchmarks.md"
+	@echo "make kind-up   build two kind clusters with the mesh (needs Docker)"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip >/dev/null
+	@$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+system-deps:
+	@bash .ci/system-deps
+
+test: $(STAMP) system-deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not lab and not e2e and not prometheus and not static" $(PYTEST_ARGS)
+
+certify: $(STAMP) system-deps
+	@bash .ci/certify "$(TARGET)" "$(PROFILE)" "$(REPORT_DIR)"
+
+bench: $(STAMP) system-deps
+	$(BIN)/python -m bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests steps bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+lab-up: $(STAMP) system-deps
+	$(BIN)/meshproof lab up
+
+lab-down: $(STAMP)
+	$(BIN)/meshproof lab down
+
+clean:
+	rm -rf $(VENV) .meshproof reports .pytest_cache
+
+-include clusters/kind.mk
