@@ -35,8 +35,16 @@ test: $(STAMP) system-deps
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not lab and not e2e and not prometheus and not static" $(PYTEST_ARGS)
 
+# Without TARGET, certify brings the lab up (and down again if it started it).
 certify: $(STAMP) system-deps
-	@bash .ci/certify "$(TARGET)" "$(PROFILE)" "$(REPORT_DIR)"
+	@set -e; target="$(TARGET)"; started=; \
+	if [ -z "$$target" ]; then \
+	  target=lab; \
+	  if ! $(BIN)/meshproof lab status >/dev/null 2>&1; then $(BIN)/meshproof lab up; started=1; fi; \
+	fi; \
+	rc=0; $(BIN)/meshproof run --target "$$target" --profile $(PROFILE) --report-dir $(REPORT_DIR) || rc=$$?; \
+	if [ -n "$$started" ]; then $(BIN)/meshproof lab down >/dev/null || true; fi; \
+	exit $$rc
 
 bench: $(STAMP) system-deps
 	$(BIN)/python -m bench
