@@ -1,0 +1,122 @@
+"""Kubernetes API access per cluster, through the official client and a kubeconfig context.
+
+In-cluster HTTP endpoints (Envoy admin ports, istiod debug, Consul, the probe
+agent) are reached through the API server's ``pods/proxy`` and
+``services/proxy`` subresources, so one code path serves every target.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+from urllib3.exceptions import HTTPError as Urllib3Error
+
+from meshproof.errors import ConfigError, MeshproofError, PermissionDenied, TargetUnreachable
+
+__all__ = ["ClusterApi", "connect", "describe_api_error"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterApi:
+    """The API clients of one cluster of the target."""
+
+    cluster: str
+    context: str
+    api: client.ApiClient
+    timeout: float
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    @property
+    def apps(self) -> client.AppsV1Api:
+        return client.AppsV1Api(self.api)
+
+    @property
+    def custom(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.api)
+
+    @property
+    def host(self) -> str:
+        return str(self.api.configuration.host)
+
+    def proxy(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        port: int | str,
+        path: str,
+        *,
+        method: str = "GET",
+        body: Any = None,
+        scheme: str = "",
+    ) -> bytes:
+        """Call ``path`` on a pod's or service's port through the API server proxy."""
+        if kind not in ("pods", "services"):
+            raise ValueError(f"proxy kind must be pods or services, not {kind!r}")
+        target = f"{scheme}:{name}:{port}" if scheme else f"{name}:{port}"
+        resource = f"/api/v1/namespaces/{namespace}/{kind}/{target}/proxy/{path.lstrip('/')}"
+        what = f"{method} {kind}/{name}:{port}/{path.lstrip('/')} in {namespace} on {self.cluster}"
+        try:
+            response = self.api.call_api(
+                resource,
+                method,
+                body=json.dumps(body) if body is not None else None,
+                header_params={"Content-Type": "application/json", "Accept": "*/*"},
+                auth_settings=["BearerToken"],
+                _preload_content=False,
+                _request_timeout=self.timeout,
+            )
+        except ApiException as exc:
+            raise describe_api_error(exc, what, self.cluster) from exc
+        except (Urllib3Error, OSError) as exc:
+            raise TargetUnreachable(f"{what}: API server {self.host} unreachable: {exc}") from exc
+        data: bytes = response[0].data
+        return data
+
+
+def describe_api_error(exc: ApiException, what: str, cluster: str) -> MeshproofError:
+    """Turn an API error into the project's exception with a message a person can act on."""
+    reason = ""
+    try:
+        status = json.loads(exc.body or "{}")
+        reason = str(status.get("message") or "")
+    except (ValueError, AttributeError):
+        reason = str(exc.body or "")[:200]
+    text = f"{what}: HTTP {exc.status} {exc.reason}" + (f": {reason}" if reason else "")
+    if exc.status in (401, 403):
+        return PermissionDenied(f"{text} (check the credentials of cluster {cluster})")
+    if exc.status in (502, 503, 504) or exc.status == 0:
+        return TargetUnreachable(text)
+    return MeshproofError(text)
+
+
+def connect(cluster: str, *, context: str, kubeconfig: Path | None, timeout: float) -> ClusterApi:
+    """Build the API client for ``context`` of ``kubeconfig`` (the default kubeconfig if None).
+
+    Each cluster gets its own client configuration; nothing global is changed.
+    """
+    configuration = client.Configuration()
+    try:
+        config.load_kube_config(
+            config_file=str(kubeconfig) if kubeconfig else None,
+            context=context,
+            client_configuration=configuration,
+            persist_config=False,
+        )
+    except (ConfigException, OSError, ValueError) as exc:
+        source = str(kubeconfig) if kubeconfig else "the default kubeconfig"
+        raise ConfigError(
+            f"cluster {cluster}: cannot load context {context!r} from {source}: {exc}"
+        ) from exc
+    return ClusterApi(
+        cluster=cluster, context=context, api=client.ApiClient(configuration), timeout=timeout
+    )
