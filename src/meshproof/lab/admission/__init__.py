@@ -1,0 +1,1 @@
+"""Admission webhooks as a real API server calls them (MutatingWebhookConfiguration)."""

@@ -1,0 +1,1 @@
+"""The lab's istiod: config translation and push, the CA, and sidecar injection."""
