@@ -130,7 +130,7 @@ class WebhookAdmission:
             raise WebhookCallFailed(
                 f'admission webhook "{name}" returned patchType {answer["patchType"]}')
         operations = json.loads(base64.b64decode(patch))
-        return jsonpatch.apply_patch(copy.deepcopy(obj), operations)  # type: ignore[no-any-return]
+        return jsonpatch.apply_patch(copy.deepcopy(obj), operations)
 
     def _review(self, res: ResourceKind, operation: str, obj: Obj) -> Obj:
         meta = obj.get("metadata") or {}
@@ -172,7 +172,7 @@ class WebhookAdmission:
                                     server_hostname=server_name) as reply:
                 if reply.status != 200:
                     raise ValueError(f"HTTP {reply.status} from {url}")
-                return await reply.json(content_type=None)  # type: ignore[no-any-return]
+                return await reply.json(content_type=None)
 
     async def _service_url(self, service: Obj) -> tuple[str, str]:
         namespace, name = service.get("namespace", ""), service.get("name", "")

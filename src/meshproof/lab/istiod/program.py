@@ -1,0 +1,112 @@
+"""The lab program for ``istio/pilot``: istiod in one process.
+
+It reads what real istiod reads — the ``istio`` ConfigMap (mesh config), the
+``cacerts`` plug-in CA mounted at ``/etc/cacerts``, ``CLUSTER_ID``, its own
+cluster's API in-cluster and remote clusters through their remote secrets —
+publishes ``istio-ca-root-cert`` into every namespace, keeps the injection
+webhook's caBundle current, and serves config, certificates, metrics and
+injection (``server.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import signal
+from collections.abc import Callable
+
+from meshproof.lab.images.context import ContainerContext
+from meshproof.lab.istiod.ca import WorkloadCA, parse_ttl
+from meshproof.lab.istiod.discovery import Discovery
+from meshproof.lab.istiod.inject import InjectionSettings
+from meshproof.lab.istiod.kubeapi import ApiEndpoint, ApiWriter
+from meshproof.lab.istiod.metrics import IstiodMetrics
+from meshproof.lab.istiod.server import IstiodServer
+
+__all__ = ["run"]
+
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+WEBHOOK = "istio-sidecar-injector"
+PROXY_IMAGE = "docker.io/istio/proxyv2:1.31.0"
+SYNC_TIMEOUT = 30.0
+PUBLISH_EVERY = 5.0
+
+
+def _in_cluster(ctx: ContainerContext) -> ApiEndpoint:
+    host = ctx.env.get("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    port = ctx.env.get("KUBERNETES_SERVICE_PORT", "443")
+    token = ctx.path(f"{SA_DIR}/token").read_text().strip()
+    ca_file = ctx.path(f"{SA_DIR}/ca.crt")
+    ca = ca_file.read_text() if ca_file.exists() else ""
+    scheme = "https" if ca else "http"
+    return ApiEndpoint(cluster=ctx.env.get("CLUSTER_ID", ctx.cluster),
+                       server=f"{scheme}://{host}:{port}", token=token, ca_pem=ca)
+
+
+def _log(ctx: ContainerContext) -> Callable[[str], None]:
+    def log(line: str) -> None:
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        print(f"{stamp}\tinfo\t{line}", file=ctx.log, flush=True)
+
+    return log
+
+
+async def _publish(discovery: Discovery, writer: ApiWriter, ca: WorkloadCA,
+                   log: Callable[[str], None]) -> None:
+    """Root cert into every namespace, caBundle into the webhook, as istiod's controllers do."""
+    while True:
+        try:
+            for ns in discovery.namespaces():
+                meta = ns.get("metadata") or {}
+                if meta.get("deletionTimestamp"):
+                    continue
+                await writer.apply_configmap(
+                    meta.get("name", ""), "istio-ca-root-cert",
+                    {"root-cert.pem": ca.root_bundle_pem},
+                    {"istio.io/config": "true"})
+            await writer.patch_webhook_ca(WEBHOOK, ca.root_bundle_pem)
+        except Exception as exc:  # retried on the next round; istiod keeps serving
+            log(f"publishing root cert / webhook caBundle: {exc}")
+        await asyncio.sleep(PUBLISH_EVERY)
+
+
+async def _main(ctx: ContainerContext) -> int:
+    log = _log(ctx)
+    cluster = ctx.env.get("CLUSTER_ID", ctx.cluster)
+    local = _in_cluster(ctx)
+    metrics = IstiodMetrics()
+    discovery = Discovery(cluster, local, metrics, log=log)
+    discovery.start()
+    if not await discovery.synced(SYNC_TIMEOUT):
+        log("caches did not sync in time; serving anyway")
+    mesh = discovery.build_view().mesh
+    ttl = parse_ttl(ctx.env.get("DEFAULT_WORKLOAD_CERT_TTL", ""), datetime.timedelta(hours=24))
+    ca = WorkloadCA.from_cacerts(ctx.path("/etc/cacerts"), trust_domain=mesh.trust_domain,
+                                 ttl=ttl)
+    network = discovery.build_view().local_cluster.network
+    injection = InjectionSettings(
+        image=ctx.env.get("ISTIO_PROXY_IMAGE", PROXY_IMAGE), cluster_id=cluster,
+        network=network, mesh_id=mesh.mesh_id, trust_domain=mesh.trust_domain,
+        proxy_config=mesh.default_config)
+    server = IstiodServer(address=ctx.pod_ip, discovery=discovery, ca=ca, metrics=metrics,
+                          injection=injection)
+    await server.start()
+    server.ready = True
+    publisher = asyncio.get_running_loop().create_task(
+        _publish(discovery, ApiWriter(local), ca, log))
+    log(f"istiod {cluster} (network {network or '-'}) serving on {ctx.pod_ip}; "
+        f"trust domain {mesh.trust_domain}; workload cert TTL {ttl}")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    publisher.cancel()
+    await server.stop()
+    await discovery.stop()
+    return 0
+
+
+def run(ctx: ContainerContext) -> int:
+    return asyncio.run(_main(ctx))
+

@@ -1,0 +1,133 @@
+"""istiod's listeners, on the pod's address as real istiod's ports.
+
+- 15010  the lab's config stream: ``GET /lab/v1/config?namespace=&pod=&applied=&wait=``
+         (a long poll: the proxy's ``ProxyConfig`` JSON once it differs from ``applied``,
+         else 304); what xDS is to Envoy.
+- 15012  TLS: ``POST /lab/v1/certificate`` with ``Authorization: Bearer <istio-token>``
+         → the workload certificate, key and trust bundle (the CA).
+- 15014  ``/metrics`` (Prometheus) and ``/debug/syncz`` (per-proxy sync, JSON).
+- 15017  TLS: ``POST /inject``, the sidecar injection webhook.
+- 8080   ``/ready``.
+"""
+
+from __future__ import annotations
+
+import ssl
+import tempfile
+import time
+from pathlib import Path
+
+from aiohttp import web
+
+from meshproof import pki
+from meshproof.lab.istiod.ca import TokenRejected, WorkloadCA, token_identity
+from meshproof.lab.istiod.discovery import Discovery
+from meshproof.lab.istiod.inject import InjectionSettings, review_response
+from meshproof.lab.istiod.metrics import IstiodMetrics
+
+__all__ = ["IstiodServer", "ISTIO_VERSION"]
+
+ISTIO_VERSION = "1.31.0"
+MAX_WAIT = 30.0
+
+
+def _tls_context(cert: pki.CertKey) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    with tempfile.TemporaryDirectory() as tmp:
+        chain, key = Path(tmp, "chain.pem"), Path(tmp, "key.pem")
+        chain.write_bytes(cert.chain_pem())
+        key.write_bytes(cert.key_pem())
+        context.load_cert_chain(chain, key)
+    return context
+
+
+class IstiodServer:
+    def __init__(self, *, address: str, discovery: Discovery, ca: WorkloadCA,
+                 metrics: IstiodMetrics, injection: InjectionSettings) -> None:
+        self.address = address
+        self.discovery = discovery
+        self.ca = ca
+        self.metrics = metrics
+        self.injection = injection
+        self.ready = False
+        self._runners: list[web.AppRunner] = []
+
+    async def start(self) -> None:
+        serving = _tls_context(self.ca.serving_cert(
+            ["istiod.istio-system.svc", "istiod.istio-system.svc.cluster.local", "istiod"]))
+        await self._serve(15010, [web.get("/lab/v1/config", self.config)])
+        await self._serve(15012, [web.post("/lab/v1/certificate", self.certificate)], serving)
+        await self._serve(15014, [web.get("/metrics", self.prometheus),
+                                  web.get("/debug/syncz", self.syncz)])
+        await self._serve(15017, [web.post("/inject", self.inject)], serving)
+        await self._serve(8080, [web.get("/ready", self.readiness)])
+
+    async def stop(self) -> None:
+        for runner in self._runners:
+            await runner.cleanup()
+
+    async def _serve(self, port: int, routes: list[web.RouteDef],
+                     context: ssl.SSLContext | None = None) -> None:
+        app = web.Application()
+        app.add_routes(routes)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, self.address, port, ssl_context=context).start()
+        self._runners.append(runner)
+
+    async def readiness(self, _: web.Request) -> web.Response:
+        return web.Response(status=200 if self.ready else 503,
+                            text="ready" if self.ready else "not ready")
+
+    async def config(self, request: web.Request) -> web.Response:
+        q = request.query
+        namespace, pod = q.get("namespace", ""), q.get("pod", "")
+        if not namespace or not pod:
+            return web.json_response({"error": "namespace and pod are required"}, status=400)
+        wait = min(float(q.get("wait", "20")), MAX_WAIT)
+        config = await self.discovery.poll(namespace, pod, q.get("applied", ""), wait)
+        if config is None:
+            return web.Response(status=304)
+        return web.Response(text=config.to_json(), content_type="application/json")
+
+    async def certificate(self, request: web.Request) -> web.Response:
+        self.metrics.csr_count += 1
+        header = request.headers.get("Authorization", "")
+        try:
+            namespace, account = token_identity(header.removeprefix("Bearer ").strip())
+        except TokenRejected as exc:
+            self.metrics.sign_errors += 1
+            return web.json_response({"error": f"authentication failed: {exc}"}, status=401)
+        try:
+            issued = self.ca.issue(namespace, account)
+        except Exception as exc:  # reported to the caller and counted, as istiod does
+            self.metrics.sign_errors += 1
+            return web.json_response({"error": f"signing failed: {exc}"}, status=500)
+        self.metrics.issued += 1
+        return web.json_response({
+            "cert_chain_pem": issued.chain_pem().decode(),
+            "key_pem": issued.key_pem().decode(),
+            "root_bundle_pem": self.ca.root_bundle_pem,
+        })
+
+    async def prometheus(self, _: web.Request) -> web.Response:
+        self.metrics.connected = len(self.discovery.connected())
+        self.metrics.root_expiry = self.ca.root_expiry
+        return web.Response(text=self.metrics.exposition(),
+                            content_type="text/plain", charset="utf-8")
+
+    async def syncz(self, _: web.Request) -> web.Response:
+        now = time.monotonic()
+        rows = []
+        for p in self.discovery.connected():
+            row = {"cluster_id": p.cluster, "proxy": f"{p.pod}.{p.namespace}",
+                   "proxy_type": p.proxy_type, "istio_version": ISTIO_VERSION,
+                   "last_seen_seconds": round(now - p.last_seen, 3)}
+            for kind in ("cluster", "listener", "route", "endpoint"):
+                row[f"{kind}_sent"] = p.sent
+                row[f"{kind}_acked"] = p.acked
+            rows.append(row)
+        return web.json_response(rows)
+
+    async def inject(self, request: web.Request) -> web.Response:
+        return web.json_response(review_response(await request.json(), self.injection))
