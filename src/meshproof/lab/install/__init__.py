@@ -1,0 +1,1 @@
+"""What installing the mesh creates in a lab cluster: Istio's CRDs and control plane objects."""
