@@ -1,0 +1,1 @@
+"""The sample applications' images as lab programs: helloworld and go-httpbin."""
