@@ -85,7 +85,8 @@ class IstiodServer:
         if not namespace or not pod:
             return web.json_response({"error": "namespace and pod are required"}, status=400)
         wait = min(float(q.get("wait", "20")), MAX_WAIT)
-        config = await self.discovery.poll(namespace, pod, q.get("applied", ""), wait)
+        applied = q.get("applied", q.get("version", ""))
+        config = await self.discovery.poll(namespace, pod, applied, wait)
         if config is None:
             return web.Response(status=304)
         return web.Response(text=config.to_json(), content_type="application/json")

@@ -1,0 +1,1 @@
+"""The ``istio/proxyv2`` image in the lab: pilot-agent (certificates, config) around the proxy."""

@@ -1,0 +1,124 @@
+"""The container program of ``istio/proxyv2``: ``istio-iptables`` (init) or ``proxy sidecar|router``.
+
+``istio-iptables`` has nothing to change in the lab: the kubelet points an
+injected pod's app containers at the sidecar (``HTTP_PROXY``) and moves them off
+the service ports the sidecar owns, which is what the REDIRECT rules achieve in
+a real pod. ``proxy`` runs pilot-agent's loops around the lab proxy: the
+workload certificate from istiod (rotated at half-life), config pushed by
+istiod, applied as Envoy applies xDS (the last good config stays in force while
+istiod is away).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import signal
+from pathlib import Path
+
+from meshproof.errors import MeshproofError
+from meshproof.lab.images.context import ContainerContext
+from meshproof.lab.istiod.ca import parse_ttl
+from meshproof.lab.mesh.config import Certificate, ProxyConfig
+from meshproof.lab.mesh.proxy import Proxy
+from meshproof.lab.sidecar.agent import IstiodClient, rotation_due, with_certificate
+
+__all__ = ["run"]
+
+RETRY_MIN, RETRY_MAX = 0.5, 5.0
+
+
+class _Agent:
+    def __init__(self, ctx: ContainerContext, proxy: Proxy) -> None:
+        self.ctx = ctx
+        self.proxy = proxy
+        self.client = IstiodClient(ctx)
+        self.cert: Certificate | None = None
+        self.config: ProxyConfig | None = None
+        self._lock = asyncio.Lock()
+        self._cert_ready = asyncio.Event()
+
+    def log(self, level: str, scope: str, message: str) -> None:
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        print(f"{stamp}\t{level}\t{scope}\t{message}", file=self.ctx.log, flush=True)
+
+    async def _apply(self) -> None:
+        async with self._lock:
+            if self.config is None or self.cert is None:
+                return
+            try:
+                await self.proxy.apply(with_certificate(self.config, self.cert))
+            except MeshproofError as exc:
+                self.log("warn", "ads", f"config {self.config.version} rejected: {exc}")
+
+    def _max_ttl(self) -> datetime.timedelta | None:
+        ttl = parse_ttl(self.ctx.env.get("SECRET_TTL", ""), datetime.timedelta(0))
+        return ttl or None
+
+    async def certificates(self, stop: asyncio.Event) -> None:
+        delay = RETRY_MIN
+        while not stop.is_set():
+            try:
+                self.cert = await self.client.certificate()
+                self._cert_ready.set()
+                await self._apply()
+                due = rotation_due(self.cert.cert_chain_pem, max_ttl=self._max_ttl())
+                self.log("info", "cache", f"workload certificate issued, rotation at "
+                         f"{due.isoformat()}")
+                wait = (due - datetime.datetime.now(datetime.UTC)).total_seconds()
+                delay = RETRY_MIN
+            except MeshproofError as exc:
+                self.log("warn", "ca", f"certificate request failed: {exc}")
+                wait, delay = delay, min(delay * 2, RETRY_MAX)
+            try:
+                await asyncio.wait_for(stop.wait(), max(wait, 0.1))
+            except asyncio.TimeoutError:
+                pass
+
+    async def configs(self, stop: asyncio.Event) -> None:
+        delay = RETRY_MIN
+        while not stop.is_set():
+            try:
+                applied = self.config.version if self.config else ""
+                config = await self.client.config(applied)
+                delay = RETRY_MIN
+                if config is not None:
+                    self.config = config
+                    await self._apply()
+                continue
+            except MeshproofError as exc:
+                self.log("warn", "ads", f"istiod: {exc}; keeping the last config")
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+            delay = min(delay * 2, RETRY_MAX)
+
+
+async def _proxy(ctx: ContainerContext) -> int:
+    pod_dir = Path(ctx.pod_dir)
+    proxy = Proxy(pod_ip=ctx.pod_ip, pod_dir=pod_dir,
+                  log=lambda line: print(line, file=ctx.log, flush=True))
+    await proxy.start()
+    agent = _Agent(ctx, proxy)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = [asyncio.create_task(agent.certificates(stop)),
+             asyncio.create_task(agent.configs(stop))]
+    await stop.wait()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await proxy.stop()
+    return 0
+
+
+def run(ctx: ContainerContext) -> int:
+    argv = list(ctx.argv)
+    if argv and argv[0] == "istio-iptables":
+        print("istio-iptables: the lab redirects through HTTP_PROXY; nothing to install",
+              file=ctx.log, flush=True)
+        return 0
+    return asyncio.run(_proxy(ctx))
