@@ -13,7 +13,6 @@ Shapes: kubernetes/api ``admission/v1/types.go`` and
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import copy
 import json
@@ -113,7 +112,7 @@ class WebhookAdmission:
         fail_closed = hook.get("failurePolicy", "Fail") == "Fail"
         try:
             response = await self._post(hook, self._review(res, operation, obj))
-        except (OSError, aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        except (TimeoutError, OSError, aiohttp.ClientError, ValueError) as exc:
             if not fail_closed:
                 return obj
             raise WebhookCallFailed(

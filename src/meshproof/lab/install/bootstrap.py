@@ -25,8 +25,15 @@ from meshproof.lab.install.crds import istio_crds
 from meshproof.lab.install.istioctl import render_operator
 from meshproof.lab.kube.interfaces import AlreadyExists, ObjectStore
 
-__all__ = ["clusters_dir", "load_manifests", "mesh_objects", "remote_secret", "apply_objects",
-           "plugin_ca", "READER_USER"]
+__all__ = [
+    "READER_USER",
+    "apply_objects",
+    "clusters_dir",
+    "load_manifests",
+    "mesh_objects",
+    "plugin_ca",
+    "remote_secret",
+]
 
 Obj = dict[str, Any]
 READER_USER = "system:serviceaccount:istio-system:istio-reader-service-account"

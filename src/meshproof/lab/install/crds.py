@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["istio_crds", "crd"]
+__all__ = ["crd", "istio_crds"]
 
 Obj = dict[str, Any]
 

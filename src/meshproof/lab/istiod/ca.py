@@ -21,7 +21,7 @@ from cryptography import x509
 
 from meshproof import pki
 
-__all__ = ["WorkloadCA", "TokenRejected", "token_identity", "parse_ttl"]
+__all__ = ["TokenRejected", "WorkloadCA", "parse_ttl", "token_identity"]
 
 
 class TokenRejected(Exception):

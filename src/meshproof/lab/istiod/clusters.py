@@ -31,8 +31,13 @@ from meshproof.lab.mesh.config import (
     sni_for,
 )
 
-__all__ = ["ServicePort", "service_ports", "outbound_clusters", "destination_rule_for",
-           "resolve_host"]
+__all__ = [
+    "ServicePort",
+    "destination_rule_for",
+    "outbound_clusters",
+    "resolve_host",
+    "service_ports",
+]
 
 EASTWEST_PORT = 15443
 

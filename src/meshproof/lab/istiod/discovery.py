@@ -21,7 +21,7 @@ from meshproof.lab.istiod.translate import proxy_config_for, proxy_mode
 from meshproof.lab.istiod.view import ClusterView, MeshSettings, MeshView, Obj, labels_of
 from meshproof.lab.mesh.config import ProxyConfig
 
-__all__ = ["Discovery", "ProxySync", "ISTIO_RESOURCES"]
+__all__ = ["ISTIO_RESOURCES", "Discovery", "ProxySync"]
 
 DEBOUNCE = 0.1
 ISTIO_RESOURCES = {
@@ -97,7 +97,7 @@ class Discovery:
         try:
             await asyncio.wait_for(asyncio.gather(
                 *(i.synced.wait() for i in self._local.values())), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return True
 
@@ -230,7 +230,7 @@ class Discovery:
                 try:
                     await asyncio.wait_for(
                         self._pushed.wait_for(lambda: self.generation != generation), remaining)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     return None
 
     def connected(self, within: float = 45.0) -> list[ProxySync]:

@@ -20,7 +20,7 @@ from typing import Any
 import jsonpatch
 import yaml
 
-__all__ = ["InjectionSettings", "inject", "skip_reason", "review_response"]
+__all__ = ["InjectionSettings", "inject", "review_response", "skip_reason"]
 
 Obj = dict[str, Any]
 

@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import yaml
 
-__all__ = ["ApiEndpoint", "Informer", "ApiWriter", "endpoint_from_kubeconfig"]
+__all__ = ["ApiEndpoint", "ApiWriter", "Informer", "endpoint_from_kubeconfig"]
 
 Obj = dict[str, Any]
 
@@ -106,7 +106,7 @@ class Informer:
                     await self._watch(session, rv)
             except asyncio.CancelledError:
                 raise
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
                 self._log(f"informer {self.endpoint.cluster} {self.path}: {exc}; retrying")
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)

@@ -6,7 +6,7 @@ import bisect
 import threading
 from collections import defaultdict
 
-__all__ = ["IstiodMetrics", "CONVERGENCE_BUCKETS"]
+__all__ = ["CONVERGENCE_BUCKETS", "IstiodMetrics"]
 
 CONVERGENCE_BUCKETS = (0.1, 0.5, 1.0, 3.0, 5.0, 10.0, 20.0, 30.0)
 """``pilot_proxy_convergence_time`` buckets, seconds."""

@@ -20,7 +20,7 @@ from meshproof.lab.istiod.view import (
 )
 from meshproof.lab.mesh.config import AuthorizationPolicy, AuthzRule, MtlsMode
 
-__all__ = ["mtls_mode_for_port", "authorization_policies_for"]
+__all__ = ["authorization_policies_for", "mtls_mode_for_port"]
 
 _MODES = ("STRICT", "PERMISSIVE", "DISABLE")
 

@@ -20,7 +20,7 @@ from meshproof.lab.mesh.config import (
     VirtualHost,
 )
 
-__all__ = ["sidecar_virtual_hosts", "gateway_virtual_hosts", "http_routes"]
+__all__ = ["gateway_virtual_hosts", "http_routes", "sidecar_virtual_hosts"]
 
 
 def _matches(match_list: list[Obj]) -> list[RouteMatch]:

@@ -25,7 +25,7 @@ from meshproof.lab.istiod.discovery import Discovery
 from meshproof.lab.istiod.inject import InjectionSettings, review_response
 from meshproof.lab.istiod.metrics import IstiodMetrics
 
-__all__ = ["IstiodServer", "ISTIO_VERSION"]
+__all__ = ["ISTIO_VERSION", "IstiodServer"]
 
 ISTIO_VERSION = "1.31.0"
 MAX_WAIT = 30.0

@@ -24,7 +24,7 @@ from meshproof.lab.mesh.config import (
     StatsMatcher,
 )
 
-__all__ = ["proxy_mode", "proxy_config_for", "config_version", "APP_PORT_OFFSET"]
+__all__ = ["APP_PORT_OFFSET", "config_version", "proxy_config_for", "proxy_mode"]
 
 APP_PORT_OFFSET = 20000
 """In the lab the sidecar owns the workload's service ports on the pod IP (there is no

@@ -12,16 +12,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "Obj",
     "ClusterView",
     "MeshSettings",
     "MeshView",
+    "Obj",
+    "duration_seconds",
     "fqdn",
     "labels_of",
     "name_of",
     "namespace_of",
     "selector_matches_labels",
-    "duration_seconds",
 ]
 
 Obj = dict[str, Any]

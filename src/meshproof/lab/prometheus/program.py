@@ -3,11 +3,13 @@
 The ConfigMap the kind clusters get is used unchanged except where a process on
 a shared host differs from a container:
 
-- in-cluster service discovery (``kubernetes_sd_configs`` without ``api_server``)
-  reads the service-account files under ``/var/run/secrets/...``; here those
-  files live in the pod's directory, so the discovery gets the API server
-  address, token file and CA file explicitly;
-- the listener binds the pod's own loopback address instead of every address;
+- Debian's build has no Kubernetes service discovery, so each
+  ``kubernetes_sd_configs`` entry of role ``pod`` becomes a ``file_sd_configs``
+  entry whose targets file a companion process keeps current with the same
+  ``__meta_kubernetes_pod_*`` labels (``discovery.py``); the job's relabelling
+  is untouched. Other roles are not emulated and are dropped with a log line;
+- the listener binds the pod's own loopback address instead of every address,
+  and a job scraping ``localhost`` scrapes that address;
 - the scrape interval is the lab's (``MESHPROOF_LAB_SCRAPE_INTERVAL``, default
   5s), so a run waits seconds, not minutes, for fresh samples.
 
@@ -25,19 +27,25 @@ from typing import Any
 import yaml
 
 from meshproof.lab.images.context import ContainerContext
+from meshproof.lab.prometheus.discovery import watch_loop, write_targets
 
-__all__ = ["run", "adapt_config", "adapt_args"]
+__all__ = ["adapt_args", "adapt_config", "run"]
 
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 DEFAULT_SCRAPE_INTERVAL = "5s"
 
 
-def adapt_config(config: dict[str, Any], ctx: ContainerContext) -> dict[str, Any]:
-    """The configuration with in-cluster paths and discovery made explicit for the lab."""
-    host = ctx.env.get("KUBERNETES_SERVICE_HOST", "127.0.0.1")
-    port = ctx.env.get("KUBERNETES_SERVICE_PORT", "443")
-    token_file = str(ctx.path(f"{SA_DIR}/token"))
-    ca_file = str(ctx.path(f"{SA_DIR}/ca.crt"))
+Outputs = list[tuple[Path, list[str] | None]]
+
+
+def adapt_config(config: dict[str, Any], ctx: ContainerContext,
+                 outputs: Outputs | None = None) -> dict[str, Any]:
+    """The configuration with discovery and paths adapted for the lab.
+
+    Each pod-role Kubernetes discovery becomes a targets file; their paths and
+    namespace filters are appended to ``outputs`` for the discovery process.
+    """
+    outputs = outputs if outputs is not None else []
     interval = ctx.env.get("MESHPROOF_LAB_SCRAPE_INTERVAL", DEFAULT_SCRAPE_INTERVAL)
     global_ = dict(config.get("global") or {})
     global_["scrape_interval"] = interval
@@ -51,18 +59,24 @@ def adapt_config(config: dict[str, Any], ctx: ContainerContext) -> dict[str, Any
         if _seconds(str(job.get("scrape_interval", interval))) > _seconds(interval):
             job["scrape_interval"] = interval
             job.pop("scrape_timeout", None)
-        sds = []
-        for sd in job.get("kubernetes_sd_configs") or []:
-            sd = dict(sd)
-            if "api_server" not in sd:
-                scheme = "https" if Path(ca_file).exists() else "http"
-                sd["api_server"] = f"{scheme}://{host}:{port}"
-                sd["authorization"] = {"credentials_file": token_file}
-                if scheme == "https":
-                    sd["tls_config"] = {"ca_file": ca_file}
-            sds.append(sd)
-        if sds:
-            job["kubernetes_sd_configs"] = sds
+        files = []
+        for index, sd in enumerate(job.pop("kubernetes_sd_configs", None) or []):
+            if sd.get("role") != "pod":
+                print(f"prometheus: job {job.get('job_name')}: kubernetes_sd role "
+                      f"{sd.get('role')!r} is not emulated in the lab; dropped",
+                      file=ctx.log, flush=True)
+                continue
+            path = Path(ctx.pod_dir) / f"sd-{_name(str(job.get('job_name', 'job')))}-{index}.json"
+            namespaces = (sd.get("namespaces") or {}).get("names") or None
+            outputs.append((path, namespaces))
+            files.append(str(path))
+        if files:
+            job.setdefault("file_sd_configs", []).append(
+                {"files": files, "refresh_interval": "2s"})
+        for static in job.get("static_configs") or []:
+            # Prometheus scraping itself: in a pod, localhost is the pod; here, its address.
+            static["targets"] = [t.replace("localhost:", f"{ctx.pod_ip}:")
+                                 for t in static.get("targets") or []]
         for key in ("bearer_token_file",):
             if isinstance(job.get(key), str):
                 job[key] = str(ctx.path(job[key]))
@@ -81,7 +95,8 @@ def adapt_args(argv: list[str], ctx: ContainerContext, config_file: Path) -> lis
         if p.get("name") in ("http", "web") or p.get("containerPort") == 9090:
             port = int(p["containerPort"])
             break
-    kept = [a for a in argv[1:] if not a.startswith(("--config.file", "--web.listen-address"))]
+    kept = [a for a in argv
+            if a.startswith("--") and not a.startswith(("--config.file", "--web.listen-address"))]
     if not any(a.startswith("--storage.tsdb.path") for a in kept):
         kept.append(f"--storage.tsdb.path={Path(ctx.pod_dir) / 'prometheus-data'}")
     return [
@@ -89,6 +104,10 @@ def adapt_args(argv: list[str], ctx: ContainerContext, config_file: Path) -> lis
         f"--web.listen-address={ctx.pod_ip}:{port}",
         *kept,
     ]
+
+
+def _name(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)
 
 
 def _seconds(duration: str) -> float:
@@ -111,9 +130,32 @@ def run(ctx: ContainerContext) -> int:
                   str(ctx.path("/etc/prometheus/prometheus.yml")))
     config = yaml.safe_load(Path(source).read_text()) or {}
     adapted = Path(ctx.pod_dir) / f"prometheus-{ctx.name}.yml"
-    adapted.write_text(yaml.safe_dump(adapt_config(config, ctx), sort_keys=False))
+    outputs: Outputs = []
+    adapted.write_text(yaml.safe_dump(adapt_config(config, ctx, outputs), sort_keys=False))
     args = adapt_args(ctx.argv, ctx, adapted)
+    for path, _ in outputs:
+        write_targets(path, [])
+    _start_discovery(ctx, outputs)
     print(f"prometheus: {binary} {' '.join(args)}", file=ctx.log, flush=True)
     sys.stdout.flush()
     os.execv(binary, [binary, *args])
     return 0  # not reached: the container process is now Prometheus
+
+
+def _start_discovery(ctx: ContainerContext, outputs: Outputs) -> None:
+    """Fork the process that keeps the targets files current; it exits with Prometheus."""
+    if not outputs:
+        return
+    host = ctx.env.get("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    port = ctx.env.get("KUBERNETES_SERVICE_PORT", "443")
+    ca_file = ctx.path(f"{SA_DIR}/ca.crt")
+    api = f"{'https' if ca_file.exists() else 'http'}://{host}:{port}"
+    interval = min(2.0, _seconds(ctx.env.get("MESHPROOF_LAB_SCRAPE_INTERVAL",
+                                             DEFAULT_SCRAPE_INTERVAL)))
+    parent = os.getpid()
+    if os.fork() == 0:
+        try:
+            watch_loop(api, ctx.path(f"{SA_DIR}/token"), ca_file, outputs,
+                       interval=interval, parent=parent)
+        finally:
+            os._exit(0)

@@ -72,7 +72,7 @@ class _Agent:
                 wait, delay = delay, min(delay * 2, RETRY_MAX)
             try:
                 await asyncio.wait_for(stop.wait(), max(wait, 0.1))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def configs(self, stop: asyncio.Event) -> None:
@@ -90,7 +90,7 @@ class _Agent:
                 self.log("warn", "ads", f"istiod: {exc}; keeping the last config")
             try:
                 await asyncio.wait_for(stop.wait(), delay)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             delay = min(delay * 2, RETRY_MAX)
 
