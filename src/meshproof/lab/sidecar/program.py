@@ -13,19 +13,41 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import signal
+from dataclasses import replace
 from pathlib import Path
 
 from meshproof.errors import MeshproofError
 from meshproof.lab.images.context import ContainerContext
 from meshproof.lab.istiod.ca import parse_ttl
-from meshproof.lab.mesh.config import Certificate, ProxyConfig
+from meshproof.lab.mesh.config import Certificate, ProxyConfig, WanDelay
 from meshproof.lab.mesh.proxy import Proxy
 from meshproof.lab.sidecar.agent import IstiodClient, rotation_due, with_certificate
 
 __all__ = ["run"]
 
 RETRY_MIN, RETRY_MAX = 0.5, 5.0
+NETWORK_FILE = "network.json"
+"""In the lab directory: the WAN between the clusters (``meshproof lab break slow-wan``)."""
+STALE_FLAG = "proxy-stale"
+"""In the pod directory: this proxy's config stream is stuck (``lab break proxy-stale``)."""
+WATCH_EVERY = 1.0
+
+
+def _lab_root(ctx: ContainerContext) -> Path:
+    # Pod directories are <lab>/pods/<cluster>/<namespace>/<pod>.
+    return Path(ctx.pod_dir).parents[3]
+
+
+def wan_delay(ctx: ContainerContext) -> WanDelay | None:
+    """The WAN the lab's network currently has, when it differs from the default."""
+    try:
+        data = json.loads((_lab_root(ctx) / NETWORK_FILE).read_text())
+        low, high = data["wan_one_way_ms"]
+        return WanDelay(min_ms=float(low), max_ms=float(high))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 class _Agent:
@@ -42,12 +64,23 @@ class _Agent:
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         print(f"{stamp}\t{level}\t{scope}\t{message}", file=self.ctx.log, flush=True)
 
+    def stale(self) -> bool:
+        return (Path(self.ctx.pod_dir) / STALE_FLAG).exists()
+
+    def _effective(self, config: ProxyConfig, cert: Certificate) -> ProxyConfig:
+        config = with_certificate(config, cert)
+        if config.mode == "eastwest":
+            delay = wan_delay(self.ctx)
+            if delay is not None:
+                config = replace(config, east_west=replace(config.east_west, wan_delay=delay))
+        return config
+
     async def _apply(self) -> None:
         async with self._lock:
             if self.config is None or self.cert is None:
                 return
             try:
-                await self.proxy.apply(with_certificate(self.config, self.cert))
+                await self.proxy.apply(self._effective(self.config, self.cert))
             except MeshproofError as exc:
                 self.log("warn", "ads", f"config {self.config.version} rejected: {exc}")
 
@@ -82,9 +115,15 @@ class _Agent:
                 applied = self.config.version if self.config else ""
                 config = await self.client.config(applied)
                 delay = RETRY_MIN
+                if config is not None and self.stale():
+                    # A stuck stream: nothing new is applied or acknowledged.
+                    await asyncio.wait_for(stop.wait(), WATCH_EVERY * 15)
+                    continue
                 if config is not None:
                     self.config = config
                     await self._apply()
+                continue
+            except TimeoutError:
                 continue
             except MeshproofError as exc:
                 self.log("warn", "ads", f"istiod: {exc}; keeping the last config")
@@ -93,6 +132,21 @@ class _Agent:
             except TimeoutError:
                 pass
             delay = min(delay * 2, RETRY_MAX)
+
+
+    async def network(self, stop: asyncio.Event) -> None:
+        """Re-apply when the lab's WAN changes (east-west gateways only)."""
+        seen = wan_delay(self.ctx)
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), WATCH_EVERY)
+            except TimeoutError:
+                pass
+            current = wan_delay(self.ctx)
+            if current != seen and self.config is not None and self.config.mode == "eastwest":
+                seen = current
+                self.log("info", "network", f"WAN delay now {current or 'default'}")
+                await self._apply()
 
 
 async def _proxy(ctx: ContainerContext) -> int:
@@ -106,7 +160,8 @@ async def _proxy(ctx: ContainerContext) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(agent.certificates(stop)),
-             asyncio.create_task(agent.configs(stop))]
+             asyncio.create_task(agent.configs(stop)),
+             asyncio.create_task(agent.network(stop))]
     await stop.wait()
     for task in tasks:
         task.cancel()

@@ -1,0 +1,30 @@
+"""The lab's break switches: each puts the lab into one failure the runbook names.
+
+Every switch makes its failure the way it happens on a real mesh — a changed
+mesh object, a broken controller, a foreign CA, a slow network — through the
+same Kubernetes API a user would use, or through the lab's own network and
+pod controls; none of them tells the suite anything. ``meshproof lab break
+NAME`` / ``meshproof lab heal [NAME]`` run them; what each one breaks is in
+``SWITCH_BREAKS`` (the negative-control table the tests use).
+"""
+
+from __future__ import annotations
+
+from meshproof.lab.switches import mesh, network
+
+__all__ = ["SWITCH_BREAKS", "register_all"]
+
+SWITCH_BREAKS: dict[str, frozenset[str]] = {
+    "mtls-permissive": frozenset({"MTLS-STRICT"}),
+    "no-outlier-detection": frozenset({"EW-FAILOVER"}),
+    "injection-off": frozenset({"INJECTION"}),
+    "slow-wan": frozenset({"XC-LATENCY"}),
+    "proxy-stale": frozenset({"PROXY-HEALTH"}),
+    "trust-domain-mismatch": frozenset({"MTLS-HANDSHAKE"}),
+}
+"""Which guarantees each switch must violate (and no other)."""
+
+
+def register_all() -> None:
+    mesh.register()
+    network.register()
