@@ -19,7 +19,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from meshproof.errors import ConfigError, MeshproofError, PermissionDenied, TargetUnreachable
 
-__all__ = ["ClusterApi", "connect", "describe_api_error"]
+__all__ = ["ClusterApi", "NotFoundError", "connect", "describe_api_error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,54 @@ class ClusterApi:
     def host(self) -> str:
         return str(self.api.configuration.host)
 
+    def raw(self, method: str, path: str, *, body: Any = None,
+            query: dict[str, str] | None = None, content_type: str = "application/json",
+            accept: str = "application/json") -> bytes:
+        """One API call on a raw path; the body of a 2xx answer, else the project's error."""
+        what = f"{method} {path} on {self.cluster}"
+        try:
+            method_, url, headers, data, post = self.api.param_serialize(
+                method, path, query_params=list((query or {}).items()) or None,
+                header_params={"Content-Type": content_type, "Accept": accept},
+                body=body, auth_settings=["BearerToken"])
+            response = self.api.call_api(method_, url, header_params=headers, body=data,
+                                         post_params=post, _request_timeout=self.timeout)
+            payload = response.read() or b""
+        except ApiException as exc:
+            raise describe_api_error(exc, what, self.cluster) from exc
+        except (Urllib3Error, OSError) as exc:
+            raise TargetUnreachable(f"{what}: API server {self.host} unreachable: {exc}") from exc
+        if not 200 <= response.status < 300:
+            error = ApiException(status=response.status, reason=response.reason,
+                                 body=payload.decode("utf-8", "replace"))
+            raise describe_api_error(error, what, self.cluster) from error
+        return bytes(payload)
+
+    def request(self, method: str, path: str, *, body: Any = None,
+                query: dict[str, str] | None = None,
+                content_type: str = "application/json") -> Any:
+        """One API call on a raw path, JSON in and out (None for an empty answer)."""
+        data = self.raw(method, path, body=body, query=query, content_type=content_type)
+        return json.loads(data) if data else None
+
+    def get(self, path: str, **query: str) -> dict[str, Any]:
+        return dict(self.request("GET", path, query=query or None))
+
+    def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.request("POST", path, body=body))
+
+    def merge_patch(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self.request("PATCH", path, body=body,
+                                 content_type="application/merge-patch+json"))
+
+    def delete(self, path: str) -> bool:
+        """Delete; False when it was already gone."""
+        try:
+            self.request("DELETE", path)
+        except NotFoundError:
+            return False
+        return True
+
     def proxy(
         self,
         kind: str,
@@ -64,23 +112,11 @@ class ClusterApi:
             raise ValueError(f"proxy kind must be pods or services, not {kind!r}")
         target = f"{scheme}:{name}:{port}" if scheme else f"{name}:{port}"
         resource = f"/api/v1/namespaces/{namespace}/{kind}/{target}/proxy/{path.lstrip('/')}"
-        what = f"{method} {kind}/{name}:{port}/{path.lstrip('/')} in {namespace} on {self.cluster}"
-        try:
-            response = self.api.call_api(
-                resource,
-                method,
-                body=json.dumps(body) if body is not None else None,
-                header_params={"Content-Type": "application/json", "Accept": "*/*"},
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _request_timeout=self.timeout,
-            )
-        except ApiException as exc:
-            raise describe_api_error(exc, what, self.cluster) from exc
-        except (Urllib3Error, OSError) as exc:
-            raise TargetUnreachable(f"{what}: API server {self.host} unreachable: {exc}") from exc
-        data: bytes = response[0].data
-        return data
+        return self.raw(method, resource, body=body, accept="*/*")
+
+
+class NotFoundError(MeshproofError):
+    """The object asked for does not exist (HTTP 404)."""
 
 
 def describe_api_error(exc: ApiException, what: str, cluster: str) -> MeshproofError:
@@ -94,6 +130,8 @@ def describe_api_error(exc: ApiException, what: str, cluster: str) -> MeshproofE
     text = f"{what}: HTTP {exc.status} {exc.reason}" + (f": {reason}" if reason else "")
     if exc.status in (401, 403):
         return PermissionDenied(f"{text} (check the credentials of cluster {cluster})")
+    if exc.status == 404:
+        return NotFoundError(text)
     if exc.status in (502, 503, 504) or exc.status == 0:
         return TargetUnreachable(text)
     return MeshproofError(text)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from pathlib import Path
 
 import requests
@@ -73,7 +74,7 @@ class PromQL:
             for item in raw
         ]
 
-    def _call(self, query: str, call: object) -> list[dict]:  # type: ignore[type-arg]
+    def _call(self, query: str, call: object) -> list[dict[str, Any]]:
         try:
             result = call()  # type: ignore[operator]
         except requests.RequestException as exc:

@@ -136,7 +136,9 @@ def tls_facts(spec: dict[str, Any]) -> dict[str, Any]:
         with socket.create_connection((host, port), timeout=timeout) as raw:
             with context.wrap_socket(raw, server_hostname=server_name) as tls:
                 der = tls.getpeercert(binary_form=True) or b""
-                facts.update(handshake=True, version=tls.version(), cipher=tls.cipher()[0])
+                cipher = tls.cipher()
+                facts.update(handshake=True, version=tls.version(),
+                             cipher=cipher[0] if cipher else "")
     except Exception as exc:
         facts.update(failure=classify(exc), error=f"{type(exc).__name__}: {exc}")
         return facts
