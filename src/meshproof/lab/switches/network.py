@@ -47,6 +47,9 @@ def _stale_on(paths: LabPaths) -> None:
     pod_dir = paths.root / "pods" / "aws-eks" / "sample" / pods["items"][0]["metadata"]["name"]
     pod_dir.mkdir(parents=True, exist_ok=True)
     (pod_dir / STALE_FLAG).write_text("the xDS stream of this proxy is stuck\n")
+    # A live mesh keeps changing; the stuck proxy misses the next change. Endpoint churn
+    # of a local service is the most common one.
+    _restart(paths, "aws-eks", [("production", "catalog-v1")])
 
 
 def _stale_off(paths: LabPaths) -> None:
@@ -57,15 +60,19 @@ def _stale_off(paths: LabPaths) -> None:
 def _restart_everything(paths: LabPaths, context: str) -> None:
     """``kubectl rollout restart`` of every Deployment that holds a workload certificate."""
     apps = client.AppsV1Api(api(paths, context))
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    names = [(namespace, d["metadata"]["name"]) for namespace in RESTARTED
+             for d in plain(apps.list_namespaced_deployment(namespace)).get("items") or []]
+    _restart(paths, context, names)
+
+
+def _restart(paths: LabPaths, context: str, names: list[tuple[str, str]]) -> None:
+    """``kubectl rollout restart`` of ``names`` (namespace, deployment), then ``rollout status``."""
+    apps = client.AppsV1Api(api(paths, context))
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     patch = {"spec": {"template": {"metadata": {"annotations": {
         "kubectl.kubernetes.io/restartedAt": stamp}}}}}
-    names = []
-    for namespace in RESTARTED:
-        for deployment in plain(apps.list_namespaced_deployment(namespace)).get("items") or []:
-            name = deployment["metadata"]["name"]
-            apps.patch_namespaced_deployment(name, namespace, patch)
-            names.append((namespace, name))
+    for namespace, name in names:
+        apps.patch_namespaced_deployment(name, namespace, patch)
 
     def rolled_out() -> None:
         for namespace, name in names:
@@ -114,7 +121,8 @@ def register() -> None:
         _slow_wan, _fast_wan))
     register_switch(Switch(
         "proxy-stale",
-        "the sidecar of helloworld v1 (aws-eks) stops taking config from istiod",
+        "the sidecar of helloworld v1 (aws-eks) stops taking config from istiod, and misses "
+        "the endpoint change of a catalog rollout",
         _stale_on, _stale_off))
     register_switch(Switch(
         "trust-domain-mismatch",

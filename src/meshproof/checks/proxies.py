@@ -1,0 +1,73 @@
+"""PROXY-HEALTH: sidecars Ready and in sync with istiod (what ``istioctl proxy-status`` shows).
+
+Sync comes from istiod's ``/debug/syncz`` on its monitoring port 15014, reached
+through ``pods/proxy``: for each connected proxy the config version istiod sent
+and the one the proxy acknowledged. A proxy is healthy when its istio-proxy
+container is Ready and istiod knows it with nothing unacknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from meshproof.clients.kube import ClusterApi
+from meshproof.sli.ratios import judge_ratio, success_ratio
+from meshproof.sli.verdict import Judgement, Verdict
+
+__all__ = ["sync_status", "judge_proxy_health", "SYNC_KINDS"]
+
+SYNC_KINDS = ("cluster", "listener", "route", "endpoint")
+
+
+def sync_status(api: ClusterApi) -> dict[str, dict[str, Any]]:
+    """istiod's view of its proxies, keyed ``<pod>.<namespace>`` (every istiod pod merged)."""
+    pods = api.get("/api/v1/namespaces/istio-system/pods", labelSelector="app=istiod")
+    out: dict[str, dict[str, Any]] = {}
+    for pod in pods.get("items") or []:
+        if (pod.get("status") or {}).get("phase") != "Running":
+            continue
+        raw = api.proxy("pods", "istio-system", pod["metadata"]["name"], 15014, "debug/syncz")
+        for row in json.loads(raw or b"[]"):
+            out[str(row.get("proxy", ""))] = row
+    return out
+
+
+def _stale(row: dict[str, Any]) -> list[str]:
+    return [k for k in SYNC_KINDS if row.get(f"{k}_sent") != row.get(f"{k}_acked")]
+
+
+def judge_proxy_health(api: ClusterApi, *, namespaces: list[str], required: float) -> Judgement:
+    sync = sync_status(api)
+    proxies: list[str] = []
+    problems: dict[str, str] = {}
+    for ns in namespaces:
+        for pod in api.get(f"/api/v1/namespaces/{ns}/pods").get("items") or []:
+            meta, status = pod["metadata"], pod.get("status") or {}
+            if meta.get("deletionTimestamp") or status.get("phase") != "Running":
+                continue
+            proxy = next((c for c in status.get("containerStatuses") or []
+                          if c.get("name") == "istio-proxy"), None)
+            if proxy is None:
+                continue
+            key = f"{meta['name']}.{ns}"
+            proxies.append(key)
+            row = sync.get(key)
+            if not proxy.get("ready"):
+                problems[key] = "istio-proxy not Ready"
+            elif row is None:
+                problems[key] = "not connected to istiod"
+            elif _stale(row):
+                problems[key] = f"STALE ({', '.join(_stale(row))}: sent {row.get('cluster_sent')}" \
+                                f", acked {row.get('cluster_acked')})"
+    evidence = {"proxies": len(proxies), "problems": dict(sorted(problems.items())[:20]),
+                "istiod_connected": len(sync)}
+    if not proxies:
+        return Judgement(Verdict.NOT_MEASURABLE,
+                         f"no sidecar proxies in {', '.join(namespaces)} on {api.cluster}",
+                         evidence)
+    judgement = judge_ratio(success_ratio(len(proxies) - len(problems), len(proxies)),
+                            required=required,
+                            what=f"healthy, synced sidecars on {api.cluster}")
+    judgement.evidence.update(evidence)
+    return judgement
