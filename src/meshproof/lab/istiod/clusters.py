@@ -181,7 +181,8 @@ def _endpoints(view: MeshView, svc_port: ServicePort, subset_labels: dict[str, s
                 endpoints.append(Endpoint(
                     address=str(pod["status"]["podIP"]), port=port, cluster=cluster.name,
                     network=cluster.network, region=region, zone=zone,
-                    labels=labels_of(pod)))
+                    labels=labels_of(pod), workload=_workload_of(pod),
+                    namespace=namespace_of(pod)))
             continue
         gateway = cluster.eastwest_address()
         if not gateway:
@@ -192,6 +193,29 @@ def _endpoints(view: MeshView, svc_port: ServicePort, subset_labels: dict[str, s
             region=region, zone=zone, weight=len(backends),
             sni=sni_for(svc_port.port, svc_port.host, subset)))
     return endpoints
+
+
+def _workload_of(pod: Obj) -> str:
+    for ref in (pod.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("kind") == "ReplicaSet" and "-" in str(ref.get("name", "")):
+            return str(ref["name"]).rsplit("-", 1)[0]
+        if ref.get("kind") in ("StatefulSet", "DaemonSet", "Job"):
+            return str(ref.get("name", ""))
+    return name_of(pod)
+
+
+def _service_accounts(view: MeshView, svc_port: ServicePort) -> list[str]:
+    """The SPIFFE ids the service's endpoints run as: the SANs a client accepts."""
+    accounts = {
+        f"spiffe://{view.mesh.trust_domain}/ns/{namespace_of(p)}/sa/"
+        f"{(p.get('spec') or {}).get('serviceAccountName') or 'default'}"
+        for c in view.clusters.values() for p, _ in _backends(c, svc_port)}
+    return sorted(accounts)
+
+
+def _locality_lb(policy: Obj) -> bool:
+    setting = (policy.get("loadBalancer") or {}).get("localityLbSetting") or {}
+    return bool(setting.get("enabled", True))
 
 
 def _in_mesh(view: MeshView, svc_port: ServicePort) -> bool:
@@ -223,6 +247,9 @@ def outbound_clusters(view: MeshView, client_namespace: str, network: str,
                 service=sp.host, port=sp.port, subset=subset,
                 endpoints=_endpoints(scope, sp, labels, subset, network),
                 connection_pool=_pool(effective), outlier_detection=_outlier(effective),
+                locality_lb=_locality_lb(effective),
                 tls_mode=tls_mode,  # type: ignore[arg-type]
+                subject_alt_names=_service_accounts(view, sp) if tls_mode == "ISTIO_MUTUAL"
+                else [],
             ))
     return out

@@ -110,6 +110,35 @@ def _proxy_config(settings: InjectionSettings, annotations: Obj) -> Obj:
     return config
 
 
+_PROBES = (("readinessProbe", "readyz"), ("livenessProbe", "livez"),
+           ("startupProbe", "startupz"))
+
+
+def rewrite_probes(containers: list[Obj]) -> dict[str, Obj]:
+    """Point the apps' HTTP and TCP probes at pilot-agent on 15020, as istiod's default
+    ``rewriteAppHTTPProbe`` does, so the kubelet's plaintext probes survive STRICT mTLS.
+
+    Returns the original probes by their new path (the ``ISTIO_KUBE_APP_PROBERS`` value).
+    """
+    probers: dict[str, Obj] = {}
+    for container in containers:
+        for field_name, suffix in _PROBES:
+            probe = container.get(field_name)
+            if not probe or not ("httpGet" in probe or "tcpSocket" in probe):
+                continue
+            path = f"/app-health/{container.get('name', '')}/{suffix}"
+            original = {k: probe[k] for k in ("httpGet", "tcpSocket") if k in probe}
+            original["timeoutSeconds"] = probe.get("timeoutSeconds", 1)
+            if "httpGet" in original:
+                original["httpGet"] = {k: v for k, v in original["httpGet"].items()
+                                       if k in ("path", "port", "scheme", "httpHeaders")}
+            probers[path] = original
+            rewritten = {k: v for k, v in probe.items() if k not in ("httpGet", "tcpSocket")}
+            rewritten["httpGet"] = {"path": path, "port": 15020, "scheme": "HTTP"}
+            container[field_name] = rewritten
+    return probers
+
+
 def inject(pod: Obj, namespace: str, settings: InjectionSettings) -> Obj:
     """The pod with the sidecar added (a copy; the input is not changed)."""
     pod = copy.deepcopy(pod)
@@ -125,6 +154,7 @@ def inject(pod: Obj, namespace: str, settings: InjectionSettings) -> Obj:
         for c in spec.get("containers") or [] for p in c.get("ports") or []
     ]
     proxy_config = _proxy_config(settings, annotations)
+    probers = rewrite_probes(spec.get("containers") or [])
     env: list[Obj] = [
         {"name": "PILOT_CERT_PROVIDER", "value": "istiod"},
         {"name": "CA_ADDR", "value": "istiod.istio-system.svc:15012"},
@@ -149,6 +179,9 @@ def inject(pod: Obj, namespace: str, settings: InjectionSettings) -> Obj:
         {"name": "TRUST_DOMAIN", "value": settings.trust_domain},
         {"name": "ISTIO_META_NETWORK", "value": settings.network},
     ]
+    if probers:
+        env.append({"name": "ISTIO_KUBE_APP_PROBERS",
+                    "value": json.dumps(probers, separators=(",", ":"))})
     sidecar = {
         "name": "istio-proxy",
         "image": settings.image,

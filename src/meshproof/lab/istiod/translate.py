@@ -101,7 +101,7 @@ def _inbound(view: MeshView, pod: Obj) -> Inbound:
                 ports[target] = InboundPort(
                     port=target, app_port=target + APP_PORT_OFFSET,
                     mtls_mode=mtls_mode_for_port(view, ns, labels, target),
-                    name=sp.port_name or "http")
+                    name=sp.port_name or "http", service=sp.host)
     return Inbound(ports=sorted(ports.values(), key=lambda p: p.port),
                    policies=authorization_policies_for(view, ns, labels))
 

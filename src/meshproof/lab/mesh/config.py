@@ -239,6 +239,8 @@ class OutboundCluster:
     connection_pool: ConnectionPool = field(default_factory=ConnectionPool)
     outlier_detection: OutlierDetection | None = None
     """Also switches locality-aware load balancing on (FACTS.md "Multi-cluster")."""
+    locality_lb: bool = True
+    """``loadBalancer.localityLbSetting.enabled``; locality applies only with outlier detection."""
     tls_mode: Literal["ISTIO_MUTUAL", "DISABLE"] = "ISTIO_MUTUAL"
     subject_alt_names: list[str] = field(default_factory=list)
     """SPIFFE ids the peer may present; empty accepts any certificate of the trust bundle."""

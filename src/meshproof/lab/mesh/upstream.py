@@ -172,7 +172,7 @@ class UpstreamCluster:
         if not healthy:
             return None
         preferred = [h for h in healthy if h.key not in exclude] or healthy
-        if self.config.outlier_detection is None:
+        if self.config.outlier_detection is None or not self.config.locality_lb:
             return self._round_robin(preferred)
         levels: dict[int, list[Host]] = {}
         totals: dict[int, int] = {}

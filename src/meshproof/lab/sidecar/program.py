@@ -21,7 +21,12 @@ from pathlib import Path
 from meshproof.errors import MeshproofError
 from meshproof.lab.images.context import ContainerContext
 from meshproof.lab.istiod.ca import parse_ttl
-from meshproof.lab.mesh.config import Certificate, ProxyConfig, WanDelay
+from meshproof.lab.mesh.config import (
+    Certificate,
+    ProxyConfig,
+    WanDelay,
+    parse_kube_app_probers,
+)
 from meshproof.lab.mesh.proxy import Proxy
 from meshproof.lab.sidecar.agent import IstiodClient, rotation_due, with_certificate
 
@@ -152,7 +157,8 @@ class _Agent:
 async def _proxy(ctx: ContainerContext) -> int:
     pod_dir = Path(ctx.pod_dir)
     proxy = Proxy(pod_ip=ctx.pod_ip, pod_dir=pod_dir,
-                  log=lambda line: print(line, file=ctx.log, flush=True))
+                  log=lambda line: print(line, file=ctx.log, flush=True),
+                  app_probers=parse_kube_app_probers(ctx.env.get("ISTIO_KUBE_APP_PROBERS", "")))
     await proxy.start()
     agent = _Agent(ctx, proxy)
     stop = asyncio.Event()
