@@ -33,7 +33,7 @@ test: $(STAMP) system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not lab and not e2e and not prometheus and not static" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not lab and not e2e and not prometheus and not static and not load" $(PYTEST_ARGS)
 
 # Without TARGET, certify brings the lab up (and down again if it started it).
 certify: $(STAMP) system-deps
@@ -50,7 +50,7 @@ bench: $(STAMP) system-deps
 	$(BIN)/python -m bench
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests steps bench
+	$(BIN)/ruff check src tests steps bench loadtests
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
