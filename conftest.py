@@ -1,10 +1,28 @@
-"""Root pytest configuration: the only place plugins and command-line options are declared."""
+"""Root pytest configuration: the only place plugins and command-line options are declared.
+
+Plugins: ``meshproof.run.features`` (collects ``features/*.feature`` directly,
+registers guarantee ids and profiles as markers) and every step module under
+``steps/`` (found by file name, so adding ``steps/<area>.py`` is enough).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-pytest_plugins: list[str] = []
+_STEPS = Path(__file__).resolve().parent / "steps"
+
+# steps.fixtures first: the base fixtures every step module uses.
+pytest_plugins: list[str] = [
+    "meshproof.run.features",
+    "steps.fixtures",
+    *sorted(
+        f"steps.{path.stem}"
+        for path in _STEPS.glob("*.py")
+        if path.stem not in ("__init__", "fixtures") and not path.stem.startswith("_")
+    ),
+]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

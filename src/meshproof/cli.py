@@ -98,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true",
         help="validate the target and show what would be measured, then stop",
     )
+    run.add_argument(
+        "--require-all", action="store_true",
+        help="exit 1 when any guarantee could not be measured (default: listed, exit 0)",
+    )
+    # For the runner's own tests: run another directory of .feature files.
+    run.add_argument("--features-dir", type=Path, default=None, help=argparse.SUPPRESS)
 
     catalog = commands.add_parser(
         "catalog",
@@ -165,7 +171,10 @@ def _dispatch(argv: list[str]) -> int:
         return _run_lab(argv[len(head) + 1:])
     args = build_parser().parse_args(argv)
     if args.command == "run":
-        return _run(args.target, args.profile, args.report_dir, args.dry_run)
+        return _run(
+            args.target, args.profile, args.report_dir, args.dry_run,
+            features_dir=args.features_dir, require_all=args.require_all,
+        )
     if args.command == "catalog":
         return _catalog(args.json, args.profile)
     if args.command == "recover":
@@ -175,7 +184,15 @@ def _dispatch(argv: list[str]) -> int:
     raise MeshproofError(f"unknown command {args.command!r}")
 
 
-def _run(target_spec: str, profile: str, report_dir: Path, dry_run: bool) -> int:
+def _run(
+    target_spec: str,
+    profile: str,
+    report_dir: Path,
+    dry_run: bool,
+    *,
+    features_dir: Path | None = None,
+    require_all: bool = False,
+) -> int:
     target = load_target(target_spec)
     catalog = load_catalog()
     if report_dir.exists() and not report_dir.is_dir():
@@ -187,7 +204,9 @@ def _run(target_spec: str, profile: str, report_dir: Path, dry_run: bool) -> int
         return EXIT_HELD
     from meshproof.runner import run_profile
 
-    return run_profile(target, profile, report_dir)
+    return run_profile(
+        target, profile, report_dir, features_dir=features_dir, require_all=require_all or None
+    )
 
 
 def _print_plan(target: Target, catalog: Catalog, profile: str, report_dir: Path) -> None:

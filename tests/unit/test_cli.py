@@ -129,8 +129,9 @@ def test_dry_run_shows_overrides_and_blast_radius() -> None:
     assert "blast      gcp-gke: none" in drill
 
 
-def test_run_does_not_pretend_to_pass() -> None:
-    line = assert_one_line_error(meshproof("run", "--target", STAGING, "--profile", "nightly"))
+def test_run_does_not_pretend_to_pass(tmp_path: Path) -> None:
+    line = assert_one_line_error(meshproof("run", "--target", STAGING, "--profile", "nightly",
+                                           "--report-dir", str(tmp_path / "reports")))
     assert "no runnable guarantees yet" in line and "nothing was measured" in line
 
 
