@@ -21,26 +21,14 @@ ID_TAG = re.compile(r"(?<![\w@])@([A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+|[A-Z][A-Z0-9]{2,
 ID_SHAPE = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$")
 
 NOT_YET_COVERED = {
-    "MTLS-STRICT",
-    "MTLS-HANDSHAKE",
-    "MTLS-IDENTITY",
-    "XC-LATENCY",
     "DISCOVERY",
-    "CP-AVAIL",
     "CP-RECOVERY",
-    "GW-AVAIL",
     "EW-FAILOVER",
-    "CERT-RENEW",
-    "PROXY-HEALTH",
     "ENVOY-MEMORY",
-    "INJECTION",
-    "ROUTING",
     "CIRCUIT-BREAK",
-    "INGRESS",
     "MULTICLUSTER-SYNC",
     "CONFIG-VALID",
     "ALERTS",
-    "ALERTS-QUIET",
     "BACKUP-RESTORE",
 }
 

@@ -7,12 +7,13 @@ import json
 from typing import Any
 
 from meshproof.checks.traffic import failures, statuses
+from meshproof.clients.kube import ClusterApi
 from meshproof.clients.prometheus import PromQL
 from meshproof.sli.ratios import judge_ratio, success_ratio
 from meshproof.sli.verdict import Judgement, Verdict
 
 __all__ = ["judge_plaintext_refused", "judge_caller_identity", "mutual_tls_share",
-           "XFCC_HEADER"]
+           "strict_service_urls", "XFCC_HEADER"]
 
 XFCC_HEADER = "X-Forwarded-Client-Cert"
 
@@ -82,3 +83,18 @@ def mutual_tls_share(prom: PromQL, *, namespace: str, window_s: int,
                             what=f"mutual TLS share of requests into {namespace} on {prom.cluster}")
     judgement.evidence["query_selector"] = selector
     return judgement
+
+
+def strict_service_urls(api: ClusterApi, namespaces: list[str]) -> list[str]:
+    """A plaintext URL per service port of ``namespaces``, by clusterIP: how a client without
+    the mesh's name resolution reaches the workloads (kube-proxy picks the pod)."""
+    urls = []
+    for namespace in namespaces:
+        for svc in api.get(f"/api/v1/namespaces/{namespace}/services").get("items") or []:
+            ip = (svc.get("spec") or {}).get("clusterIP")
+            if not ip or ip == "None":
+                continue
+            for port in (svc.get("spec") or {}).get("ports") or []:
+                if port.get("protocol", "TCP") == "TCP":
+                    urls.append(f"http://{ip}:{port['port']}/")
+    return urls

@@ -6,10 +6,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from meshproof.checks.traffic import failures, statuses, versions
+from meshproof.clients.kube import ClusterApi, NotFoundError
 from meshproof.sli.split import judge_exclusive_routing, judge_split
 from meshproof.sli.verdict import Judgement
 
-__all__ = ["judge_canary", "judge_weighted_split"]
+__all__ = ["canary_route", "judge_canary", "judge_weighted_split"]
 
 
 def _with_traffic(judgement: Judgement, results: list[dict[str, Any]]) -> Judgement:
@@ -33,3 +34,24 @@ def judge_weighted_split(results: list[dict[str, Any]], *, weights: Mapping[str,
     return _with_traffic(judge_split({k: counts.get(k, 0) for k in weights}, weights,
                                      alpha=alpha, tolerance=tolerance, power=power, what=what),
                          results)
+
+
+def canary_route(api: ClusterApi, namespaces: list[str], header: str, value: str,
+                 path: str) -> str | None:
+    """The URL (``path`` on it) of the service whose VirtualService routes ``header: value``."""
+    for namespace in namespaces:
+        try:
+            services = api.get(f"/apis/networking.istio.io/v1/namespaces/{namespace}"
+                               "/virtualservices").get("items") or []
+        except NotFoundError:
+            return None
+        for vs in services:
+            for http in (vs.get("spec") or {}).get("http") or []:
+                for match in http.get("match") or []:
+                    if ((match.get("headers") or {}).get(header) or {}).get("exact") == value:
+                        host = str((vs.get("spec") or {}).get("hosts", [""])[0])
+                        name = host.split(".")[0]
+                        svc = api.get(f"/api/v1/namespaces/{namespace}/services/{name}")
+                        port = svc["spec"]["ports"][0]["port"]
+                        return f"http://{name}.{namespace}:{port}{path}"
+    return None

@@ -177,6 +177,9 @@ class Target(_Section):
     name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$", max_length=63)]
     clusters: list[ClusterSettings] = Field(min_length=1)
     namespaces: list[DnsLabel] = Field(min_length=1)
+    strict_namespaces: list[DnsLabel] = Field(default_factory=list)
+    """Namespaces the mesh promises STRICT mutual TLS in (MTLS-STRICT); the promise comes
+    from here, not from the live PeerAuthentications, so a weakened policy is caught."""
     services: list[ServiceRef] = Field(default_factory=list)
     destructive: DestructiveSettings = Field(default_factory=DestructiveSettings)
     thresholds: dict[str, dict[str, Any]] = Field(default_factory=dict)

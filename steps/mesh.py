@@ -1,0 +1,70 @@
+"""Session fixtures shared by the areas: connections, the probe agents, the nightly traffic."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from pytest_bdd import given
+
+from meshproof.checks.workload import TrafficWindow, assert_recorded, drive
+from meshproof.connections import Connections, open_connections
+from meshproof.probe.fleet import DEFAULT_IMAGE, ProbeFleet
+from meshproof.target import Target
+from meshproof.timeouts import Timeouts
+from meshproof.waiting import eventually
+
+SAMPLE_URL = "http://helloworld.sample:5000/hello"
+"""The cross-cluster sample service (clusters/workloads): endpoints in both clusters."""
+TRAFFIC_PER_CLUSTER = 2400
+"""Enough that each ordered pair of clusters sees XC-LATENCY's minimum sample."""
+PARALLEL_CALLS = 6
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    return os.environ.get("MESHPROOF_RUN_ID") or uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def connections(target: Target, timeouts: Timeouts) -> Connections:
+    return open_connections(target, timeouts=timeouts)
+
+
+@pytest.fixture(scope="session")
+def probes(target: Target, connections: Connections, run_id: str,
+           timeouts: Timeouts) -> Iterator[ProbeFleet]:
+    fleet = ProbeFleet(connections.apis, run_id, timeouts,
+                       image=target.probe.image or DEFAULT_IMAGE)
+    try:
+        fleet.deploy()
+        yield fleet
+    finally:
+        fleet.remove()
+
+
+@pytest.fixture(scope="session")
+def mesh_traffic(target: Target, probes: ProbeFleet) -> TrafficWindow:
+    return drive(probes, list(target.cluster_names), [SAMPLE_URL],
+                 per_cluster=TRAFFIC_PER_CLUSTER, parallel=PARALLEL_CALLS)
+
+
+@given("the probe agents are running in every cluster")
+def _(probes: ProbeFleet) -> None:
+    assert probes.deployed, "no probe agent was deployed"
+
+
+@given("mesh traffic has run in every cluster")
+def _(mesh_traffic: TrafficWindow, connections: Connections, probes: ProbeFleet,
+      timeouts: Timeouts) -> None:
+    for cluster, results in mesh_traffic.results.items():
+        prom = connections.prometheus[cluster]
+        if prom is None:
+            continue
+        answered = sum(1 for r in results if r.get("status"))
+        eventually(lambda p=prom, n=answered: assert_recorded(
+            p, namespace=probes.namespace, answered=n),
+            timeout=timeouts.scrape_settle, interval=timeouts.poll_interval,
+            what=f"Prometheus of {cluster} recording the probes' traffic")
