@@ -21,7 +21,6 @@ ID_TAG = re.compile(r"(?<![\w@])@([A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+|[A-Z][A-Z0-9]{2,
 ID_SHAPE = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$")
 
 NOT_YET_COVERED = {
-    "DISCOVERY",
     "CP-RECOVERY",
     "EW-FAILOVER",
     "ENVOY-MEMORY",

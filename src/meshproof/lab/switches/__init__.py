@@ -10,7 +10,7 @@ NAME`` / ``meshproof lab heal [NAME]`` run them; what each one breaks is in
 
 from __future__ import annotations
 
-from meshproof.lab.switches import mesh, network
+from meshproof.lab.switches import discovery, mesh, network
 
 __all__ = ["SWITCH_BREAKS", "register_all"]
 
@@ -21,6 +21,8 @@ SWITCH_BREAKS: dict[str, frozenset[str]] = {
     "slow-wan": frozenset({"XC-LATENCY"}),
     "proxy-stale": frozenset({"PROXY-HEALTH"}),
     "trust-domain-mismatch": frozenset({"MTLS-HANDSHAKE"}),
+    "consul-stale": frozenset({"DISCOVERY"}),
+    "cert-expiring": frozenset({"CERT-RENEW"}),
 }
 """Which guarantees each switch must violate (and no other)."""
 
@@ -28,3 +30,7 @@ SWITCH_BREAKS: dict[str, frozenset[str]] = {
 def register_all() -> None:
     mesh.register()
     network.register()
+    discovery.register()
+    # cert-expiring lives beside the lab's cert-manager, whose break control it uses;
+    # importing it registers it.
+    import meshproof.lab.certmanager.switch  # noqa: F401

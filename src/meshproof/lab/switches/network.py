@@ -49,7 +49,7 @@ def _stale_on(paths: LabPaths) -> None:
     (pod_dir / STALE_FLAG).write_text("the xDS stream of this proxy is stuck\n")
     # A live mesh keeps changing; the stuck proxy misses the next change. Endpoint churn
     # of a local service is the most common one.
-    _restart(paths, "aws-eks", [("production", "catalog-v1")])
+    restart(paths, "aws-eks", [("production", "catalog-v1")])
 
 
 def _stale_off(paths: LabPaths) -> None:
@@ -62,10 +62,10 @@ def _restart_everything(paths: LabPaths, context: str) -> None:
     apps = client.AppsV1Api(api(paths, context))
     names = [(namespace, d["metadata"]["name"]) for namespace in RESTARTED
              for d in plain(apps.list_namespaced_deployment(namespace)).get("items") or []]
-    _restart(paths, context, names)
+    restart(paths, context, names)
 
 
-def _restart(paths: LabPaths, context: str, names: list[tuple[str, str]]) -> None:
+def restart(paths: LabPaths, context: str, names: list[tuple[str, str]]) -> None:
     """``kubectl rollout restart`` of ``names`` (namespace, deployment), then ``rollout status``."""
     apps = client.AppsV1Api(api(paths, context))
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
