@@ -11,9 +11,9 @@ leaves them.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
-import secrets
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,6 +21,9 @@ from typing import Any, Protocol
 import yaml
 
 from meshproof import pki
+from meshproof.errors import LabError
+from meshproof.lab.certmanager import install as certmanager_install
+from meshproof.lab.consul import install as consul_install
 from meshproof.lab.install.crds import istio_crds
 from meshproof.lab.install.istioctl import render_operator
 from meshproof.lab.kube.interfaces import AlreadyExists, ObjectStore
@@ -37,11 +40,6 @@ __all__ = [
 
 Obj = dict[str, Any]
 READER_USER = "system:serviceaccount:istio-system:istio-reader-service-account"
-
-
-class ClusterLike(Protocol):
-    name: str
-    store: ObjectStore
 
 
 def clusters_dir() -> Path:
@@ -100,9 +98,10 @@ def remote_secret(cluster: str, *, server: str, token: str, ca_pem: bytes) -> Ob
     }
 
 
-def mesh_objects(cluster: str, *, root: pki.CertKey, intermediate: pki.CertKey,
-                 remotes: Iterable[Obj], source: Path | None = None) -> list[Obj]:
-    """Everything the mesh needs in ``cluster``, in the order it is applied."""
+def control_plane_objects(cluster: str, *, root: pki.CertKey, intermediate: pki.CertKey,
+                          remotes: Iterable[Obj], source: Path | None = None) -> list[Obj]:
+    """What ``make kind-up`` installs before the workloads: CRDs, CA, Istio, gateways,
+    remote secrets, cert-manager and Consul, in the order they are applied."""
     base = source or clusters_dir()
     istio = base / "istio"
     cacerts = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
@@ -116,11 +115,29 @@ def mesh_objects(cluster: str, *, root: pki.CertKey, intermediate: pki.CertKey,
         yaml.safe_load((istio / f"eastwest-gateway-{cluster}.yaml").read_text()))
     objects += load_manifests(istio / "cross-network-gateway.yaml")
     objects += list(remotes)
-    objects += load_manifests(*_files(base / "mesh"))
+    objects += certmanager_install.render()
+    objects += consul_install.render(
+        yaml.safe_load((base / "consul" / "values.yaml").read_text()), cluster=cluster)
+    return objects
+
+
+def workload_objects(cluster: str, *, source: Path | None = None) -> list[Obj]:
+    """What ``make kind-up`` applies once the control plane is Ready."""
+    base = source or clusters_dir()
+    objects = load_manifests(*_files(base / "mesh"))
+    objects += load_manifests(*_files(base / "cert-manager"))
     objects += load_manifests(*_files(base / "workloads" / "common"))
     objects += load_manifests(*_files(base / "workloads" / cluster))
     objects += load_manifests(*_files(base / "prometheus"))
     return objects
+
+
+def mesh_objects(cluster: str, *, root: pki.CertKey, intermediate: pki.CertKey,
+                 remotes: Iterable[Obj], source: Path | None = None) -> list[Obj]:
+    """Everything the mesh needs in ``cluster``, in the order it is applied."""
+    return (control_plane_objects(cluster, root=root, intermediate=intermediate,
+                                  remotes=remotes, source=source)
+            + workload_objects(cluster, source=source))
 
 
 async def apply_objects(store: ObjectStore, objects: Iterable[Obj]) -> None:
@@ -138,6 +155,65 @@ async def apply_objects(store: ObjectStore, objects: Iterable[Obj]) -> None:
             await store.update(res, replacement)
 
 
-def reader_token() -> str:
-    """A bearer token for the istio-reader service account a remote secret carries."""
-    return secrets.token_urlsafe(32)
+
+
+class LabClusterLike(Protocol):
+    name: str
+    store: ObjectStore
+    url: str
+
+    @property
+    def ca_pem(self) -> bytes: ...
+
+    @property
+    def reader_token(self) -> str: ...
+
+
+READY_NAMESPACES = ("istio-system", "cert-manager", "consul", "sample", "production")
+
+
+async def _not_ready(store: ObjectStore, namespaces: Sequence[str]) -> list[str]:
+    waiting = []
+    for kind in ("Deployment", "StatefulSet"):
+        res = store.kind_for("apps/v1", kind)
+        for ns in namespaces:
+            items, _ = await store.list(res, namespace=ns)
+            for obj in items:
+                wanted = (obj.get("spec") or {}).get("replicas", 1)
+                ready = (obj.get("status") or {}).get("readyReplicas", 0)
+                if ready < wanted:
+                    waiting.append(f"{ns}/{obj['metadata']['name']} {ready}/{wanted}")
+    return waiting
+
+
+async def wait_ready(clusters: Sequence[LabClusterLike], namespaces: Sequence[str], *,
+                     timeout: float, interval: float = 0.5) -> None:
+    """Until every Deployment and StatefulSet of ``namespaces`` is ready in every cluster."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        waiting = [f"{c.name}: {w}" for c in clusters for w in await _not_ready(c.store,
+                                                                                 namespaces)]
+        if not waiting:
+            return
+        if loop.time() > deadline:
+            raise LabError(f"the mesh was not ready after {timeout:g}s; still waiting for "
+                           f"{', '.join(waiting[:6])}{' ...' if len(waiting) > 6 else ''}")
+        await asyncio.sleep(interval)
+
+
+async def install_mesh(clusters: Sequence[LabClusterLike], state: Path, *,
+                       timeout: float) -> None:
+    """Install the mesh into every cluster as ``make kind-up`` does, and wait until Ready."""
+    root, intermediates = plugin_ca(state, [c.name for c in clusters])
+    for cluster in clusters:
+        remotes = [remote_secret(other.name, server=other.url, token=other.reader_token,
+                                 ca_pem=other.ca_pem)
+                   for other in clusters if other is not cluster]
+        await apply_objects(cluster.store, control_plane_objects(
+            cluster.name, root=root, intermediate=intermediates[cluster.name],
+            remotes=remotes))
+    await wait_ready(clusters, ("istio-system",), timeout=timeout)
+    for cluster in clusters:
+        await apply_objects(cluster.store, workload_objects(cluster.name))
+    await wait_ready(clusters, READY_NAMESPACES, timeout=timeout)
