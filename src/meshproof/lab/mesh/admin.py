@@ -40,6 +40,7 @@ def _json(doc: Any, status: int = 200) -> Response:
 
 def prometheus_text(rt: Runtime) -> str:
     """Istio's metrics followed by the Envoy stats, as Envoy's ``/stats/prometheus`` serves them."""
+    rt.refresh_server_gauges()
     return rt.metrics.render_prometheus() + rt.stats.render_prometheus()
 
 
@@ -280,6 +281,8 @@ async def admin_handler(rt: Runtime, req: Request, _w: asyncio.StreamWriter) -> 
     parts = urlsplit(req.path)
     query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
     path = parts.path.rstrip("/") or "/"
+    if path in ("/stats", "/stats/prometheus"):
+        rt.refresh_server_gauges()
     if path == "/stats":
         fmt = query.get("format", "")
         if fmt == "json":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime
+import os
 import ssl
 import sys
 import time
@@ -144,6 +145,14 @@ class Runtime:
                 writer.close()
         self.app_idle.clear()
 
+    def refresh_server_gauges(self) -> None:
+        """``server.memory_allocated`` / ``memory_heap_size`` / ``uptime``: the lab proxy's
+        resident memory stands for Envoy's allocated heap."""
+        rss = _resident_bytes()
+        self.stats.set_gauge("", "", "server.memory_allocated", rss)
+        self.stats.set_gauge("", "", "server.memory_heap_size", rss)
+        self.stats.set_gauge("", "", "server.uptime", int(time.time() - self.started))
+
     # -- health --------------------------------------------------------------------------------
 
     def ready(self) -> tuple[bool, str]:
@@ -164,6 +173,14 @@ class Runtime:
     def log(self, line: str) -> None:
         self.recent_log.append(line)
         self._log(line)
+
+
+def _resident_bytes() -> int:
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _stdout(line: str) -> None:
