@@ -4,3 +4,7 @@ Feature: Control plane
   @CP-AVAIL
   Scenario: istiod is available
     Then istiod was up for the guarantee's share of its window in every cluster
+
+  @MULTICLUSTER-SYNC
+  Scenario: Each istiod watches the other clusters through their remote secrets
+    Then every cluster has a remote secret for each other cluster and its istiod manages them

@@ -23,10 +23,7 @@ ID_SHAPE = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$")
 NOT_YET_COVERED = {
     "CP-RECOVERY",
     "EW-FAILOVER",
-    "ENVOY-MEMORY",
     "CIRCUIT-BREAK",
-    "MULTICLUSTER-SYNC",
-    "CONFIG-VALID",
     "ALERTS",
     "BACKUP-RESTORE",
 }
