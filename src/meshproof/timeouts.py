@@ -21,8 +21,10 @@ class Timeouts:
     """How often an ``eventually`` / ``consistently`` re-checks its condition."""
     api_request: float = 15.0
     """One request to a Kubernetes API server, Prometheus, Consul or a probe agent."""
-    lab_ready: float = 90.0
-    """`meshproof lab up` until both clusters report Ready."""
+    lab_ready: float = 360.0
+    """`meshproof lab up` until both clusters report Ready (with the mesh installed)."""
+    lab_mesh: float = 300.0
+    """Installing the mesh into a started lab until every workload is Ready and scraped."""
     lab_stop: float = 30.0
     """`meshproof lab down` until every lab process has exited."""
     pod_ready: float = 120.0

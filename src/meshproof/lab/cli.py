@@ -130,7 +130,7 @@ def cluster_summary(url: str, token: str, ca_pem: bytes, *, timeout: float) -> d
 
 # -- commands ----------------------------------------------------------------------------
 
-def _up(paths: LabPaths, timeouts: Timeouts) -> int:
+def _up(paths: LabPaths, timeouts: Timeouts, *, bare: bool = False) -> int:
     if _running(paths) is not None:
         print(f"lab: already up (kubeconfig {paths.kubeconfig})")
         return 0
@@ -139,7 +139,8 @@ def _up(paths: LabPaths, timeouts: Timeouts) -> int:
     paths.lab_json.unlink(missing_ok=True)
     with open(paths.supervisor_log, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "meshproof.lab.supervisor", "--dir", str(paths.root)],
+            [sys.executable, "-m", "meshproof.lab.supervisor", "--dir", str(paths.root),
+             *(["--bare"] if bare else [])],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, cwd=str(paths.root))
 
@@ -284,7 +285,10 @@ def _parser() -> argparse.ArgumentParser:
         "Start, stop and inspect the lab: two emulated clusters (aws-eks, gcp-gke) on this "
         "machine. State: $MESHPROOF_LAB_DIR or .meshproof/lab."))
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start the lab in the background; returns once both are Ready")
+    up = sub.add_parser("up", help="start the lab in the background; returns once both "
+                        "clusters and the mesh in them are Ready")
+    up.add_argument("--bare", action="store_true",
+                    help="only the two Kubernetes clusters, without the mesh (fast)")
     sub.add_parser("down", help="stop every lab process")
     st = sub.add_parser("status", help="per cluster: API URL, nodes Ready, pods by phase")
     st.add_argument("--json", action="store_true", help="machine-readable (versioned) output")
@@ -306,7 +310,7 @@ def main(argv: list[str]) -> int:
     try:
         if args.command == "up":
             paths.root.mkdir(parents=True, exist_ok=True)
-            return _up(paths, timeouts)
+            return _up(paths, timeouts, bare=args.bare)
         if args.command == "down":
             return _down(paths, timeouts)
         if args.command == "status":

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from meshproof.lab.admission.webhooks import WebhookAdmission
+from meshproof.lab.install.bootstrap import READER_USER
 from meshproof.lab.kube.controllers import (
     NodeHeartbeat,
     ServiceProxy,
@@ -81,7 +82,10 @@ class LabCluster:
         self.kubernetes_service_ip = f"{profile.service_prefix}.{block}.1"
         self.store = MemoryStore(profile.name, service_cidr=self.service_cidr)
         self.cert = make_serving_cert(profile.name)
-        self.server = ApiServer(self.store, tokens={self.token: "lab-admin"},
+        # What a remote secret carries: istio-reader-service-account's token of this cluster.
+        self.reader_token = secrets.token_urlsafe(32)
+        self.server = ApiServer(self.store, tokens={self.token: "lab-admin",
+                                                    self.reader_token: READER_USER},
                                 request_log=lab_dir / "logs" / f"{profile.name}-requests.log")
         # MutatingWebhookConfigurations (Istio's sidecar injector) are called on writes.
         self.store.add_admission_hook(WebhookAdmission(self.store))
@@ -93,6 +97,11 @@ class LabCluster:
     @property
     def name(self) -> str:
         return self.profile.name
+
+    @property
+    def ca_pem(self) -> bytes:
+        """The CA of this cluster's API server certificate."""
+        return self.cert.ca_pem
 
     def endpoint(self) -> ClusterEndpoint:
         return ClusterEndpoint(self.name, self.url, self.token, self.cert.ca_pem,

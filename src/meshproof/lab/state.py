@@ -115,22 +115,40 @@ def write_kubeconfig(path: Path, clusters: Sequence[ClusterEndpoint]) -> None:
     tmp.replace(path)
 
 
+LAB_STRICT_NAMESPACES = ("production",)
+"""Where the mesh promises STRICT mTLS (clusters/mesh/peer-authentication-production.yaml)."""
+LAB_THRESHOLDS: dict[str, dict[str, Any]] = {
+    guarantee: {"window_s": 30, "reason": "a lab is minutes old: availability is judged over "
+                "the last 30 s, the time a nightly run on it has measured"}
+    for guarantee in ("CP-AVAIL", "GW-AVAIL")
+}
+"""The lab's loosened thresholds; every report shows them with their reason."""
+
+
 def write_target(path: Path, clusters: Sequence[ClusterEndpoint], *,
-                 prometheus: Mapping[str, str] | None = None) -> None:
+                 prometheus: Mapping[str, Mapping[str, str]] | None = None,
+                 consul: bool = False) -> None:
     """The lab's target file (schema: ``meshproof.target.schema.Target``).
 
-    ``prometheus`` maps cluster → URL; a cluster without one gets ``prometheus: null``
-    (its Prometheus-based guarantees are then reported as not measurable).
+    ``prometheus`` maps cluster → its settings (``url``, ``bearer_token_file``,
+    ``ca_file``); a cluster without one gets ``prometheus: null`` (its
+    Prometheus-based guarantees are then reported as not measurable). ``consul``
+    names the in-cluster Consul the mesh's catalog sync fills.
     """
     prometheus = prometheus or {}
-    doc = {
+    doc: dict[str, Any] = {
         "name": "lab",
         "clusters": [{"name": c.name, "context": c.name, "kubeconfig": "kubeconfig",
-                      "prometheus": {"url": prometheus[c.name]} if c.name in prometheus
+                      "prometheus": dict(prometheus[c.name]) if c.name in prometheus
                       else None,
+                      **({"consul": {"service": "consul-server", "namespace": "consul",
+                                     "port": 8500}} if consul else {}),
                       "network": c.network} for c in clusters],
         "namespaces": list(LAB_NAMESPACES),
     }
+    if prometheus:
+        doc["strict_namespaces"] = list(LAB_STRICT_NAMESPACES)
+        doc["thresholds"] = LAB_THRESHOLDS
     tmp = path.with_suffix(".tmp")
     tmp.write_text("# Written by `meshproof lab up`; the lab rewrites it on every start.\n"
                    + yaml.safe_dump(doc, sort_keys=False))

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from meshproof.lab import images
 from meshproof.lab.cluster import PROFILES, LabCluster
+from meshproof.lab.install.hook import install_mesh_hook
 from meshproof.lab.state import (
     LabPaths,
     pid_alive,
@@ -105,13 +106,15 @@ async def _stop_without(owner: int, stop: asyncio.Event) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m meshproof.lab.supervisor")
     parser.add_argument("--dir", required=True, type=Path, help="the lab's state directory")
+    parser.add_argument("--bare", action="store_true",
+                        help="only the two Kubernetes clusters, without the mesh")
     args = parser.parse_args(argv)
     paths = LabPaths(args.dir.resolve())
     paths.logs.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        asyncio.run(run(paths))
+        asyncio.run(run(paths, after_start=() if args.bare else (install_mesh_hook,)))
     except Exception:
         log.exception("lab daemon failed")
         return 2

@@ -12,6 +12,7 @@ from meshproof.lab.istiod.clusters import outbound_clusters, service_ports
 from meshproof.lab.istiod.policy import authorization_policies_for, mtls_mode_for_port
 from meshproof.lab.istiod.routes import gateway_virtual_hosts, sidecar_virtual_hosts
 from meshproof.lab.istiod.view import MeshView, Obj, labels_of, name_of, namespace_of
+from meshproof.lab.kube.kubelet.launch import APP_PORT_OFFSET
 from meshproof.lab.mesh.config import (
     EastWest,
     GatewayServer,
@@ -25,12 +26,6 @@ from meshproof.lab.mesh.config import (
 )
 
 __all__ = ["APP_PORT_OFFSET", "config_version", "proxy_config_for", "proxy_mode"]
-
-APP_PORT_OFFSET = 20000
-"""In the lab the sidecar owns the workload's service ports on the pod IP (there is no
-iptables to redirect them); the app listens on its port + this offset on the same address
-(the kubelet tells app containers of injected pods through ``MESHPROOF_LAB_APP_PORT_OFFSET``)."""
-
 
 def proxy_mode(pod: Obj) -> ProxyMode:
     istio = labels_of(pod).get("istio", "")

@@ -1,5 +1,6 @@
 """The lab's kube-controller-manager: Deployments, ReplicaSets, StatefulSets, DaemonSets, Jobs,
-Endpoints / EndpointSlices (with a kube-proxy at each clusterIP) and the node heartbeat.
+Endpoints / EndpointSlices (with a kube-proxy at each clusterIP), LoadBalancer addresses and
+the node heartbeat.
 
 Namespaces, their ``default`` ServiceAccounts, clusterIP allocation and garbage
 collection by ownerReferences are done by the lab's object store itself.
@@ -14,6 +15,7 @@ from meshproof.lab.kube.controllers.daemonsets import DaemonSetController
 from meshproof.lab.kube.controllers.deployments import DeploymentController
 from meshproof.lab.kube.controllers.endpoints import EndpointsController
 from meshproof.lab.kube.controllers.jobs import JobController
+from meshproof.lab.kube.controllers.loadbalancer import LoadBalancerController
 from meshproof.lab.kube.controllers.nodes import NodeHeartbeat, node_object
 from meshproof.lab.kube.controllers.replicasets import ReplicaSetController
 from meshproof.lab.kube.controllers.serviceproxy import ServiceProxy
@@ -25,6 +27,7 @@ __all__ = [
     "DeploymentController",
     "EndpointsController",
     "JobController",
+    "LoadBalancerController",
     "NodeHeartbeat",
     "ReplicaSetController",
     "ServiceProxy",
@@ -44,5 +47,6 @@ def start_controllers(store: ObjectStore, *, cluster: str, node_name: str, zone:
         JobController(store, cluster=cluster),
         DaemonSetController(store, cluster=cluster, node_name=node_name),
         EndpointsController(store, cluster=cluster, zone=zone, node_name=node_name, proxy=proxy),
+        LoadBalancerController(store, cluster=cluster),
     ]
     return [asyncio.create_task(c.run(), name=f"{cluster}/{c.name}") for c in controllers]

@@ -141,7 +141,7 @@ class ContainerRun:
         self.env = launch.container_env(
             spec_env, pod=w.pod, bin_dir=self.bin_dir, pod_dir=w.dir, pod_ip=w.ip,
             cluster=k.cluster, mounts=self.mounts, api_host=k.api_host, api_port=k.api_port,
-            python_program=program.entry is not None, lab_dir=k.lab_dir)
+            python_program=program.entry is not None, lab_dir=k.lab_dir, container=self.name)
         wd = self.spec.get("workingDir")
         self.cwd = launch.map_path(str(wd), self.mounts) if wd else str(w.dir / "home")
         if not os.path.isdir(self.cwd):

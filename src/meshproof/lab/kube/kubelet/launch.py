@@ -147,12 +147,35 @@ def container_argv(container: dict[str, object], program: Program, env: dict[str
     return [expand_vars(a, env) for a in argv]
 
 
+SIDECAR = "istio-proxy"
+OUTBOUND_CAPTURE_PORT = 15001
+APP_PORT_OFFSET = 20000
+"""Where an injected pod's apps listen instead of their service ports (the sidecar owns
+those on the pod IP); istiod's proxy config names the same offset."""
+
+
+def capture_env(pod: dict[str, Any], container: str, pod_ip: str, api_host: str
+                ) -> dict[str, str]:
+    """What ``istio-init``'s iptables REDIRECT does in a real pod, for the lab's processes:
+    an injected pod's app containers send their HTTP through the sidecar's outbound port
+    and listen off the ports the sidecar owns."""
+    spec = pod.get("spec") or {}
+    if container == SIDECAR or not any(c.get("name") == SIDECAR
+                                       for c in spec.get("containers") or []):
+        return {}
+    proxy = f"http://{pod_ip}:{OUTBOUND_CAPTURE_PORT}"
+    no_proxy = ",".join(dict.fromkeys([api_host, pod_ip, "127.0.0.1", "localhost"]))
+    return {"HTTP_PROXY": proxy, "http_proxy": proxy, "NO_PROXY": no_proxy,
+            "no_proxy": no_proxy, "MESHPROOF_LAB_APP_PORT_OFFSET": str(APP_PORT_OFFSET)}
+
+
 def container_env(spec_env: dict[str, str], *, pod: dict[str, Any], bin_dir: Path,
                   pod_dir: Path, pod_ip: str, cluster: str, mounts: dict[str, str],
                   api_host: str, api_port: int, python_program: bool, lab_dir: Path,
-                  ) -> dict[str, str]:
-    """The full environment: what a container runtime adds, the lab's own variables, then
-    the spec's env (which wins, as in Kubernetes)."""
+                  container: str = "") -> dict[str, str]:
+    """The full environment: what a container runtime adds, the lab's own variables (and,
+    in an injected pod, the traffic capture), then the spec's env (which wins, as in
+    Kubernetes)."""
     meta: dict[str, Any] = pod.get("metadata") or {}
     home = pod_dir / "home"
     home.mkdir(parents=True, exist_ok=True)
@@ -174,6 +197,7 @@ def container_env(spec_env: dict[str, str], *, pod: dict[str, Any], bin_dir: Pat
         # Logs reach `kubectl logs` as they are written, not when a buffer fills.
         "PYTHONUNBUFFERED": "1",
         "LANG": "C.UTF-8",
+        **capture_env(pod, container, pod_ip, api_host),
     }
     env.update(spec_env)
     return env
