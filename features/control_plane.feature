@@ -3,6 +3,7 @@ Feature: Control plane
 
   @CP-AVAIL
   Scenario: istiod is available
+    Given mesh traffic has run in every cluster
     Then istiod was up for the guarantee's share of its window in every cluster
 
   @MULTICLUSTER-SYNC

@@ -3,4 +3,5 @@ Feature: East-west gateways
 
   @GW-AVAIL
   Scenario: The east-west gateway is available
+    Given mesh traffic has run in every cluster
     Then the east-west gateway was up for the guarantee's share of its window in every cluster

@@ -8,6 +8,7 @@ Feature: Mutual TLS
 
   @MTLS-STRICT
   Scenario: Namespaces promised STRICT refuse plaintext and carry only mutual TLS
+    Given mesh traffic has run in every cluster
     When a client outside the mesh sends plaintext requests to each STRICT workload
     Then every plaintext request is reset in every cluster
     And all requests into STRICT namespaces arrived over mutual TLS

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from pytest_bdd import given
 
-from meshproof.checks.workload import TrafficWindow, assert_recorded, drive
+from meshproof.checks.workload import TrafficWindow, assert_recorded, drive, service_urls
 from meshproof.connections import Connections, open_connections
 from meshproof.probe.fleet import DEFAULT_IMAGE, ProbeFleet
 from meshproof.target import Target
@@ -20,6 +20,8 @@ SAMPLE_URL = "http://helloworld.sample:5000/hello"
 """The cross-cluster sample service (clusters/workloads): endpoints in both clusters."""
 TRAFFIC_PER_CLUSTER = 2400
 """Enough that each ordered pair of clusters sees XC-LATENCY's minimum sample."""
+STRICT_TRAFFIC = 40
+"""Requests to each service port of the STRICT namespaces (their mutual TLS share)."""
 PARALLEL_CALLS = 6
 
 
@@ -46,9 +48,12 @@ def probes(target: Target, connections: Connections, run_id: str,
 
 
 @pytest.fixture(scope="session")
-def mesh_traffic(target: Target, probes: ProbeFleet) -> TrafficWindow:
-    return drive(probes, list(target.cluster_names), [SAMPLE_URL],
-                 per_cluster=TRAFFIC_PER_CLUSTER, parallel=PARALLEL_CALLS)
+def mesh_traffic(target: Target, connections: Connections, probes: ProbeFleet) -> TrafficWindow:
+    first = connections.api(target.cluster_names[0])
+    plan = {SAMPLE_URL: TRAFFIC_PER_CLUSTER}
+    plan.update({url: STRICT_TRAFFIC
+                 for url in service_urls(first, list(target.strict_namespaces))})
+    return drive(probes, list(target.cluster_names), plan, parallel=PARALLEL_CALLS)
 
 
 @given("the probe agents are running in every cluster")

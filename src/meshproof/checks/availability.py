@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, datetime
 
@@ -19,7 +20,9 @@ def up_query(app: str) -> str:
 
 def judge_up_availability(prom: PromQL, *, app: str, window_s: int, required: float,
                           step_s: float, now: float | None = None) -> Judgement:
-    end = now if now is not None else time.time()
+    # Whole seconds: the client sends range bounds rounded, and the judged window must be
+    # the one Prometheus evaluated.
+    end = float(math.floor(now if now is not None else time.time()))
     start = end - window_s
     query = up_query(app)
     series = prom.range(query, start=datetime.fromtimestamp(start, UTC),

@@ -73,15 +73,20 @@ def judge_caller_identity(result: dict[str, Any], *, expected_spiffe: str) -> Ju
 
 def mutual_tls_share(prom: PromQL, *, namespace: str, window_s: int,
                      required: float) -> Judgement:
-    """Share of requests into ``namespace`` that arrived over mutual TLS (destination side)."""
+    """Share of requests into ``namespace`` that arrived over mutual TLS (destination side).
+
+    One query grouped by the security policy, so both counts come from the same evaluation.
+    """
     selector = f'reporter="destination",destination_workload_namespace="{namespace}"'
-    total = prom.scalar(f"sum(increase(istio_requests_total{{{selector}}}[{window_s}s]))")
-    mtls = prom.scalar(
-        f'sum(increase(istio_requests_total{{{selector},connection_security_policy="mutual_tls"}}'
-        f"[{window_s}s]))")
-    judgement = judge_ratio(success_ratio(mtls or 0.0, total or 0.0), required=required,
+    query = (f"sum by (connection_security_policy) "
+             f"(increase(istio_requests_total{{{selector}}}[{window_s}s]))")
+    by_policy = {s.labels.get("connection_security_policy", ""): s.value
+                 for s in prom.instant(query)}
+    total = sum(by_policy.values())
+    judgement = judge_ratio(success_ratio(by_policy.get("mutual_tls", 0.0), total),
+                            required=required,
                             what=f"mutual TLS share of requests into {namespace} on {prom.cluster}")
-    judgement.evidence["query_selector"] = selector
+    judgement.evidence.update({"query": query, "by_policy": by_policy})
     return judgement
 
 

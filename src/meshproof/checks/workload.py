@@ -13,10 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from meshproof.clients.kube import ClusterApi
 from meshproof.clients.prometheus import PromQL
 from meshproof.probe.fleet import Kind, ProbeFleet
 
-__all__ = ["TrafficWindow", "drive", "burst", "assert_recorded"]
+__all__ = ["TrafficWindow", "drive", "burst", "assert_recorded", "service_urls"]
 
 
 @dataclass(slots=True)
@@ -27,27 +28,47 @@ class TrafficWindow:
     """Per cluster, every attempt the probe reported."""
 
 
+CHUNK = 50
+"""Requests per probe call: short calls keep each API server proxy request brief."""
+
+
 def burst(fleet: ProbeFleet, cluster: str, kind: Kind, spec: dict[str, Any], *,
           total: int, parallel: int) -> list[dict[str, Any]]:
-    """``total`` requests as ``parallel`` concurrent probe calls."""
-    share = [total // parallel + (1 if i < total % parallel else 0) for i in range(parallel)]
+    """``total`` requests, in calls of at most ``CHUNK``, ``parallel`` calls at a time."""
+    sizes = [CHUNK] * (total // CHUNK) + ([total % CHUNK] if total % CHUNK else [])
     with ThreadPoolExecutor(max_workers=parallel) as pool:
         parts = pool.map(lambda n: fleet.request(cluster, kind, {**spec, "count": n})
-                         ["results"], [n for n in share if n])
+                         ["results"], sizes)
         return [r for part in parts for r in part]
 
 
-def drive(fleet: ProbeFleet, clusters: list[str], urls: list[str], *, per_cluster: int,
+def drive(fleet: ProbeFleet, clusters: list[str], plan: dict[str, int], *,
           parallel: int) -> TrafficWindow:
-    """Send ``per_cluster`` requests to each URL from every cluster's injected probe."""
+    """From every cluster's injected probe, ``plan[url]`` requests to each URL."""
     window = TrafficWindow(start=time.time())
+
+    def one_cluster(cluster: str) -> list[dict[str, Any]]:
+        return [r for url, total in plan.items() for r in burst(
+            fleet, cluster, "mesh", {"url": url, "timeout": 10}, total=total,
+            parallel=parallel)]
+
     with ThreadPoolExecutor(max_workers=max(1, len(clusters))) as pool:
-        futures = {c: pool.submit(lambda c: [r for url in urls for r in burst(
-            fleet, c, "mesh", {"url": url, "timeout": 10}, total=per_cluster,
-            parallel=parallel)], c) for c in clusters}
+        futures = {c: pool.submit(one_cluster, c) for c in clusters}
         window.results = {c: f.result() for c, f in futures.items()}
     window.end = time.time()
     return window
+
+
+def service_urls(api: ClusterApi, namespaces: list[str]) -> list[str]:
+    """``http://<service>.<namespace>:<port>/`` for every TCP port of ``namespaces``' services:
+    in-mesh names, resolved by the mesh (its DNS, or the lab's sidecar)."""
+    urls = []
+    for namespace in namespaces:
+        for svc in api.get(f"/api/v1/namespaces/{namespace}/services").get("items") or []:
+            for port in (svc.get("spec") or {}).get("ports") or []:
+                if port.get("protocol", "TCP") == "TCP":
+                    urls.append(f"http://{svc['metadata']['name']}.{namespace}:{port['port']}/")
+    return urls
 
 
 def assert_recorded(prom: PromQL, *, namespace: str, answered: int) -> None:

@@ -49,7 +49,7 @@ class ClusterApi:
 
     def raw(self, method: str, path: str, *, body: Any = None,
             query: dict[str, str] | None = None, content_type: str = "application/json",
-            accept: str = "application/json") -> bytes:
+            accept: str = "application/json", timeout: float | None = None) -> bytes:
         """One API call on a raw path; the body of a 2xx answer, else the project's error."""
         what = f"{method} {path} on {self.cluster}"
         try:
@@ -58,7 +58,8 @@ class ClusterApi:
                 header_params={"Content-Type": content_type, "Accept": accept},
                 body=body, auth_settings=["BearerToken"])
             response = self.api.call_api(method_, url, header_params=headers, body=data,
-                                         post_params=post, _request_timeout=self.timeout)
+                                         post_params=post,
+                                         _request_timeout=timeout or self.timeout)
             payload = response.read() or b""
         except ApiException as exc:
             raise describe_api_error(exc, what, self.cluster) from exc
@@ -106,13 +107,14 @@ class ClusterApi:
         method: str = "GET",
         body: Any = None,
         scheme: str = "",
+        timeout: float | None = None,
     ) -> bytes:
         """Call ``path`` on a pod's or service's port through the API server proxy."""
         if kind not in ("pods", "services"):
             raise ValueError(f"proxy kind must be pods or services, not {kind!r}")
         target = f"{scheme}:{name}:{port}" if scheme else f"{name}:{port}"
         resource = f"/api/v1/namespaces/{namespace}/{kind}/{target}/proxy/{path.lstrip('/')}"
-        return self.raw(method, resource, body=body, accept="*/*")
+        return self.raw(method, resource, body=body, accept="*/*", timeout=timeout)
 
 
 class NotFoundError(MeshproofError):

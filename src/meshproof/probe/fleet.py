@@ -124,15 +124,19 @@ class ProbeFleet:
         return any(c.get("name") == "istio-proxy" for c in pod["spec"]["containers"])
 
     def request(self, cluster: str, kind: Kind, spec: dict[str, Any]) -> dict[str, Any]:
-        """Ask one agent to make requests (see ``meshproof.probe.agent``)."""
-        return self._ask(cluster, kind, "request", spec)
+        """Ask one agent to make requests (see ``meshproof.probe.agent``); the call may take
+        as long as all of them could."""
+        budget = int(spec.get("count", 1)) * float(spec.get("timeout", 5.0))
+        return self._ask(cluster, kind, "request", spec,
+                         timeout=self.timeouts.api_request + budget)
 
     def tls(self, cluster: str, kind: Kind, spec: dict[str, Any]) -> dict[str, Any]:
         return self._ask(cluster, kind, "tls", spec)
 
-    def _ask(self, cluster: str, kind: Kind, path: str, spec: dict[str, Any]) -> dict[str, Any]:
+    def _ask(self, cluster: str, kind: Kind, path: str, spec: dict[str, Any], *,
+             timeout: float | None = None) -> dict[str, Any]:
         raw = self.apis[cluster].proxy("pods", self.namespace, self.pod_name(kind), AGENT_PORT,
-                                       path, method="POST", body=spec)
+                                       path, method="POST", body=spec, timeout=timeout)
         try:
             answer = json.loads(raw)
         except ValueError as exc:

@@ -3,7 +3,7 @@
 Shapes as go-httpbin v2 answers them: ``/headers`` → ``{"headers": {name: [values]}}``
 (canonical names, lists), ``/get`` and ``/anything`` add ``args``, ``method``,
 ``origin`` and ``url``; ``/status/<code>``; ``/delay/<seconds>`` (at most 10);
-``/ip``. Listens on ``PORT`` (default 8080).
+``/ip``. Listens on ``PORT`` (default 8080); with ``PREFIX`` every route lives under it.
 """
 
 from __future__ import annotations
@@ -53,11 +53,19 @@ class Handler(BaseHTTPRequestHandler):
             "url": f"http://{self.headers.get('Host', '')}{self.path}",
         }
 
+    prefix = ""
+
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
         path = urlsplit(self.path).path
+        if self.prefix:
+            # go-httpbin's PREFIX: every route lives under it; anything else is not found.
+            if path != self.prefix and not path.startswith(self.prefix + "/"):
+                self._json(404, {"status_code": 404, "error": "Not Found"})
+                return
+            path = path[len(self.prefix):] or "/"
         parts = [p for p in path.split("/") if p]
         if path == "/headers":
             self._json(200, {"headers": self._headers()})
@@ -91,4 +99,6 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def run(ctx: ContainerContext) -> int:
-    return serve(ctx, Handler, 8080, "go-httpbin")
+    prefix = ctx.env.get("PREFIX", "").rstrip("/")
+    handler = type("PrefixedHandler", (Handler,), {"prefix": prefix}) if prefix else Handler
+    return serve(ctx, handler, 8080, "go-httpbin" + (f" under {prefix}" if prefix else ""))

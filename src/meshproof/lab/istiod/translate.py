@@ -129,6 +129,10 @@ def _ingress(view: MeshView, pod: Obj) -> tuple[Ingress, list[str]]:
                 data = (secret or {}).get("data") or {}
                 cert = base64.b64decode(data.get("tls.crt", "")).decode()
                 key = base64.b64decode(data.get("tls.key", "")).decode()
+                if not cert or not key:
+                    # As istiod does: a server whose credential is not there yet is left
+                    # out (and served once the secret appears), not pushed half-made.
+                    continue
             servers.append(GatewayServer(
                 port=target_of.get(number, number),
                 protocol="HTTPS" if protocol == "HTTPS" else "HTTP",
