@@ -47,24 +47,14 @@ def probes(target: Target, connections: Connections, run_id: str,
         fleet.remove()
 
 
-@pytest.fixture(scope="session")
-def mesh_traffic(target: Target, connections: Connections, probes: ProbeFleet) -> TrafficWindow:
-    first = connections.api(target.cluster_names[0])
-    plan = {SAMPLE_URL: TRAFFIC_PER_CLUSTER}
-    plan.update({url: STRICT_TRAFFIC
-                 for url in service_urls(first, list(target.strict_namespaces))})
-    return drive(probes, list(target.cluster_names), plan, parallel=PARALLEL_CALLS)
+WARMUP = 10
+"""Requests per URL before the measured traffic: the probe's series exist in Prometheus
+before the counting starts, so ``increase()`` misses nothing of the measured traffic."""
 
 
-@given("the probe agents are running in every cluster")
-def _(probes: ProbeFleet) -> None:
-    assert probes.deployed, "no probe agent was deployed"
-
-
-@given("mesh traffic has run in every cluster")
-def _(mesh_traffic: TrafficWindow, connections: Connections, probes: ProbeFleet,
-      timeouts: Timeouts) -> None:
-    for cluster, results in mesh_traffic.results.items():
+def _settle(window: TrafficWindow, connections: Connections, probes: ProbeFleet,
+            timeouts: Timeouts) -> None:
+    for cluster, results in window.results.items():
         prom = connections.prometheus[cluster]
         if prom is None:
             continue
@@ -73,3 +63,31 @@ def _(mesh_traffic: TrafficWindow, connections: Connections, probes: ProbeFleet,
             p, namespace=probes.namespace, answered=n),
             timeout=timeouts.scrape_settle, interval=timeouts.poll_interval,
             what=f"Prometheus of {cluster} recording the probes' traffic")
+
+
+@pytest.fixture(scope="session")
+def mesh_traffic(target: Target, connections: Connections, probes: ProbeFleet,
+                 timeouts: Timeouts) -> TrafficWindow:
+    first = connections.api(target.cluster_names[0])
+    plan = {SAMPLE_URL: TRAFFIC_PER_CLUSTER}
+    plan.update({url: STRICT_TRAFFIC
+                 for url in service_urls(first, list(target.strict_namespaces))})
+    clusters = list(target.cluster_names)
+    warmup = drive(probes, clusters, dict.fromkeys(plan, WARMUP), parallel=2)
+    _settle(warmup, connections, probes, timeouts)
+    window = drive(probes, clusters, plan, parallel=PARALLEL_CALLS)
+    window.start = warmup.start
+    for cluster, results in warmup.results.items():
+        window.results[cluster] = results + window.results.get(cluster, [])
+    _settle(window, connections, probes, timeouts)
+    return window
+
+
+@given("the probe agents are running in every cluster")
+def _(probes: ProbeFleet) -> None:
+    assert probes.deployed, "no probe agent was deployed"
+
+
+@given("mesh traffic has run in every cluster")
+def _(mesh_traffic: TrafficWindow) -> None:
+    assert any(mesh_traffic.results.values()), "the probes sent no traffic"
