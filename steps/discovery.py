@@ -17,15 +17,15 @@ from meshproof.waiting import eventually
 
 @then("every service under test resolves to the same endpoints in Consul, Kubernetes and an "
       "in-mesh sidecar, in every cluster")
-def _(target: Target, connections: Connections, probes: ProbeFleet, timeouts: Timeouts,
+def _(target: Target, connections: Connections, in_mesh: ProbeFleet, timeouts: Timeouts,
       thresholds: EffectiveThresholds, evidence: Evidence) -> None:
     for settings in target.clusters:
         last: list[list[ServiceView]] = [[]]
 
         def agree(settings=settings, last=last) -> None:  # type: ignore[no-untyped-def]
             last[0] = observe(connections.apis, settings, list(target.namespaces),
-                              probe_namespace=probes.namespace,
-                              probe_pod=probes.pod_name("mesh"))
+                              probe_namespace=in_mesh.namespace,
+                              probe_pod=in_mesh.pod_name("mesh"))
             assert not any(compare(v) for v in last[0]), "sources disagree"
 
         try:

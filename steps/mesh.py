@@ -12,6 +12,7 @@ from pytest_bdd import given
 from meshproof.checks.workload import TrafficWindow, assert_recorded, drive, service_urls
 from meshproof.connections import Connections, open_connections
 from meshproof.probe.fleet import DEFAULT_IMAGE, ProbeFleet
+from meshproof.run.verdicts import NotMeasurable
 from meshproof.target import Target
 from meshproof.timeouts import Timeouts
 from meshproof.waiting import eventually
@@ -65,6 +66,17 @@ def _settle(window: TrafficWindow, connections: Connections, probes: ProbeFleet,
             what=f"Prometheus of {cluster} recording the probes' traffic")
 
 
+@pytest.fixture
+def in_mesh(target: Target, probes: ProbeFleet) -> ProbeFleet:
+    """The probes, when the in-mesh copy really joined the mesh in every cluster."""
+    for cluster in target.cluster_names:
+        if not probes.injected(cluster):
+            raise NotMeasurable(
+                f"the probe agent got no sidecar in {cluster}, so nothing can be measured from "
+                "inside the mesh", fix="make sidecar injection work again (see INJECTION)")
+    return probes
+
+
 @pytest.fixture(scope="session")
 def mesh_traffic(target: Target, connections: Connections, probes: ProbeFleet,
                  timeouts: Timeouts) -> TrafficWindow:
@@ -89,5 +101,5 @@ def _(probes: ProbeFleet) -> None:
 
 
 @given("mesh traffic has run in every cluster")
-def _(mesh_traffic: TrafficWindow) -> None:
+def _(in_mesh: ProbeFleet, mesh_traffic: TrafficWindow) -> None:
     assert any(mesh_traffic.results.values()), "the probes sent no traffic"

@@ -89,10 +89,10 @@ def echo_results() -> dict[str, list[dict[str, Any]]]:
 
 
 @when("an in-mesh client calls an echo service in its own cluster and in the other cluster")
-def _(target: Target, probes: ProbeFleet,
+def _(target: Target, in_mesh: ProbeFleet,
       echo_results: dict[str, list[dict[str, Any]]]) -> None:
     for cluster in target.cluster_names:
-        echo_results[cluster] = probes.request(
+        echo_results[cluster] = in_mesh.request(
             cluster, "mesh", {"url": ECHO_URL, "count": IDENTITY_REQUESTS, "timeout": 10,
                               "keep_body": 4096})["results"]
 

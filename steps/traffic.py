@@ -25,7 +25,7 @@ def routed() -> dict[str, dict[str, Any]]:
 
 
 @when("an in-mesh client sends canary requests and plain requests to the routed service")
-def _(target: Target, connections: Connections, probes: ProbeFleet, guarantee: Guarantee,
+def _(target: Target, connections: Connections, in_mesh: ProbeFleet, guarantee: Guarantee,
       thresholds: EffectiveThresholds, routed: dict[str, dict[str, Any]]) -> None:
     header, value = str(guarantee.parameters["header"]), str(guarantee.parameters["header_value"])
     total = int(thresholds["min_samples"])
@@ -38,9 +38,9 @@ def _(target: Target, connections: Connections, probes: ProbeFleet, guarantee: G
                                 fix="apply the runbook's canary VirtualService")
         routed[cluster] = {
             "url": url,
-            "canary": burst(probes, cluster, "mesh", {"url": url, "headers": {header: value}},
+            "canary": burst(in_mesh, cluster, "mesh", {"url": url, "headers": {header: value}},
                             total=total, parallel=PARALLEL_CALLS),
-            "plain": burst(probes, cluster, "mesh", {"url": url}, total=total,
+            "plain": burst(in_mesh, cluster, "mesh", {"url": url}, total=total,
                            parallel=PARALLEL_CALLS),
         }
 

@@ -104,10 +104,11 @@ class RunningLab:
         return self._clients[context]
 
 
-def start_lab(root: Path) -> RunningLab:
-    """``meshproof lab up`` in ``root``; raises ``AssertionError`` with the log when it fails."""
+def start_lab(root: Path, *, mesh: bool = False) -> RunningLab:
+    """``meshproof lab up`` in ``root`` (``--bare`` unless ``mesh``: the Kubernetes tests
+    need only the clusters); raises ``AssertionError`` with the log when it fails."""
     root.mkdir(parents=True, exist_ok=True)
-    proc = lab_command(root, "up")
+    proc = lab_command(root, "up", *([] if mesh else ["--bare"]), timeout=420)
     if proc.returncode != 0:
         log = root / "logs" / "supervisor.log"
         tail = log.read_text()[-3000:] if log.exists() else "(no log)"
@@ -122,9 +123,9 @@ def stop_lab(lab: RunningLab) -> None:
 
 
 @contextmanager
-def running_lab(directory: Path) -> Iterator[RunningLab]:
+def running_lab(directory: Path, *, mesh: bool = False) -> Iterator[RunningLab]:
     """A lab in ``directory/lab`` for the duration of the block."""
-    lab = start_lab(directory / "lab")
+    lab = start_lab(directory / "lab", mesh=mesh)
     try:
         yield lab
     finally:
