@@ -18,7 +18,8 @@ SWITCH_BREAKS: dict[str, frozenset[str]] = {
     "mtls-permissive": frozenset({"MTLS-STRICT"}),
     "no-outlier-detection": frozenset({"EW-FAILOVER"}),
     "injection-off": frozenset({"INJECTION"}),
-    "slow-wan": frozenset({"XC-LATENCY"}),
+    # The runbook's P1 latency alert fires too: that is the same fault seen by the alerts.
+    "slow-wan": frozenset({"XC-LATENCY", "ALERTS-QUIET"}),
     "proxy-stale": frozenset({"PROXY-HEALTH"}),
     "trust-domain-mismatch": frozenset({"MTLS-HANDSHAKE"}),
     "consul-stale": frozenset({"DISCOVERY"}),

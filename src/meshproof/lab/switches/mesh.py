@@ -66,17 +66,16 @@ def _webhooks(paths: LabPaths, context: str
 
 
 def _injection_off(paths: LabPaths) -> None:
-    saved = {}
-    for context in CONTEXTS:
-        admission, config = _webhooks(paths, context)
-        saved[context] = copy.deepcopy(config["webhooks"])
+    configs = {context: _webhooks(paths, context) for context in CONTEXTS}
+    save(paths, "injection-off",
+         {context: copy.deepcopy(config["webhooks"]) for context, (_, config) in configs.items()})
+    for admission, config in configs.values():
         for hook in config["webhooks"]:
             if hook["name"] == NAMESPACE_WEBHOOK:
                 # The label is still on the namespace; the injector no longer acts on it.
                 for expr in hook["namespaceSelector"].get("matchExpressions") or []:
                     if expr.get("key") == "istio-injection":
                         expr["values"] = ["enabled-by-nobody"]
-        save(paths, "injection-off", saved)
         admission.patch_mutating_webhook_configuration(
             WEBHOOK, [{"op": "replace", "path": "/webhooks", "value": config["webhooks"]}])
 
