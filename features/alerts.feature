@@ -3,4 +3,5 @@ Feature: Alerts
 
   @ALERTS-QUIET
   Scenario: No runbook alert fires at steady state
+    Given mesh traffic has run in every cluster
     Then none of the runbook's alert expressions returns a result in any cluster
