@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import socket
+import struct
 import logging
 
 __all__ = ["ServiceProxy"]
@@ -18,6 +20,15 @@ __all__ = ["ServiceProxy"]
 log = logging.getLogger(__name__)
 Backends = list[tuple[str, int]]
 _Key = tuple[str, str]
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with RST: a reset on one side reaches the other, as through iptables DNAT."""
+    sock = writer.get_extra_info("socket")
+    with contextlib.suppress(OSError):
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -28,12 +39,14 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
                 break
             writer.write(data)
             await writer.drain()
+    except ConnectionResetError:
+        _reset(writer)
+        return
     except (ConnectionError, OSError):
         pass
-    finally:
-        with contextlib.suppress(Exception):
-            if writer.can_write_eof():
-                writer.write_eof()
+    with contextlib.suppress(Exception):
+        if writer.can_write_eof():
+            writer.write_eof()
 
 
 class _Listener:
