@@ -202,7 +202,11 @@ def _run(
     if dry_run:
         _print_plan(target, catalog, profile, report_dir)
         return EXIT_HELD
+    from meshproof.connections import open_connections, preflight
     from meshproof.runner import run_profile
+
+    if features_dir is None:
+        preflight(open_connections(target))
 
     return run_profile(
         target, profile, report_dir, features_dir=features_dir, require_all=require_all or None

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from meshproof.clients.kube import ClusterApi, connect
 from meshproof.clients.prometheus import PromQL, connect_prometheus
+from meshproof.errors import TargetUnreachable
 from meshproof.target import Target
 from meshproof.timeouts import DEFAULT_TIMEOUTS, Timeouts
 
-__all__ = ["Connections", "open_connections"]
+__all__ = ["Connections", "open_connections", "preflight"]
 
 
 @dataclass(slots=True)
@@ -42,3 +43,15 @@ def open_connections(target: Target, *, timeouts: Timeouts | None = None) -> Con
             bearer_token_file=prom.bearer_token_file, ca_file=prom.ca_file,
             insecure_skip_verify=prom.insecure_skip_verify)
     return conns
+
+
+def preflight(connections: Connections) -> None:
+    """Every cluster's API server answers; raises ``TargetUnreachable`` naming the first that
+    does not (a run against a target it cannot reach is not a run)."""
+    for cluster, api in connections.apis.items():
+        try:
+            api.get("/version")
+        except TargetUnreachable as exc:
+            raise TargetUnreachable(
+                f"target {connections.target.name}: cluster {cluster} (context {api.context}) "
+                f"is unreachable at {api.host}") from exc

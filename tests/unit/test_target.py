@@ -174,11 +174,17 @@ def test_the_target_file_the_lab_writes_is_valid(
         state.ClusterEndpoint("gcp-gke", "https://127.0.0.1:2", "tok-gcp", b"pem", "network2"),
     ]
     state.write_kubeconfig(tmp_path / "kubeconfig", clusters)
+    (tmp_path / "aws-eks.token").write_text("tok-aws\n")
     state.write_target(
-        tmp_path / "target.yaml", clusters, prometheus={"aws-eks": "http://127.0.0.1:9090"}
+        tmp_path / "target.yaml", clusters,
+        prometheus={"aws-eks": {"url": "https://127.0.0.1:1/prometheus",
+                                "bearer_token_file": "aws-eks.token"}},
+        consul=True,
     )
     monkeypatch.setenv("MESHPROOF_LAB_DIR", str(tmp_path))
     target = load_target("lab")
     assert target.cluster_names == ("aws-eks", "gcp-gke")
     assert target.cluster("gcp-gke").prometheus is None
+    assert target.cluster("aws-eks").consul is not None
+    assert target.strict_namespaces == ["production"]
     assert "tok-aws" not in repr(target)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from meshproof.lab.switches import discovery, mesh, network
 
-__all__ = ["SWITCH_BREAKS", "register_all"]
+__all__ = ["SWITCH_BREAKS", "SWITCH_CASCADES", "register_all"]
 
 SWITCH_BREAKS: dict[str, frozenset[str]] = {
     "mtls-permissive": frozenset({"MTLS-STRICT"}),
@@ -29,6 +29,16 @@ SWITCH_BREAKS: dict[str, frozenset[str]] = {
 }
 """Which guarantees each switch must violate (and no other): the fault's own guarantee, and
 ALERTS-QUIET where the runbook has an alert for that fault."""
+
+
+SWITCH_CASCADES: dict[str, frozenset[str]] = {
+    # With one cluster's certificates from a foreign root every cross-cluster request
+    # fails its handshake; a route whose traffic crosses (the canary service is in both
+    # clusters) may then be judged violated too, depending on which endpoints the outlier
+    # detector has ejected when the run measures it.
+    "trust-domain-mismatch": frozenset({"ROUTING"}),
+}
+"""Guarantees a switch may also violate, because their traffic passes through its fault."""
 
 
 def register_all() -> None:
