@@ -10,7 +10,7 @@ NAME`` / ``meshproof lab heal [NAME]`` run them; what each one breaks is in
 
 from __future__ import annotations
 
-from meshproof.lab.switches import discovery, mesh, network
+from meshproof.lab.switches import config, control, discovery, mesh, network
 
 __all__ = ["SWITCH_BREAKS", "SWITCH_CASCADES", "register_all"]
 
@@ -26,6 +26,8 @@ SWITCH_BREAKS: dict[str, frozenset[str]] = {
     "consul-stale": frozenset({"DISCOVERY"}),
     # The runbook's P2 "Certificate expiring < 7 days" alert fires too.
     "cert-expiring": frozenset({"CERT-RENEW", "ALERTS-QUIET"}),
+    **control.BREAKS,
+    **config.BREAKS,
 }
 """Which guarantees each switch must violate (and no other): the fault's own guarantee, and
 ALERTS-QUIET where the runbook has an alert for that fault."""
@@ -37,6 +39,8 @@ SWITCH_CASCADES: dict[str, frozenset[str]] = {
     # clusters) may then be judged violated too, depending on which endpoints the outlier
     # detector has ejected when the run measures it.
     "trust-domain-mismatch": frozenset({"ROUTING"}),
+    **control.CASCADES,
+    **config.CASCADES,
 }
 """Guarantees a switch may also violate, because their traffic passes through its fault."""
 
@@ -45,6 +49,8 @@ def register_all() -> None:
     mesh.register()
     network.register()
     discovery.register()
+    control.register()
+    config.register()
     # cert-expiring lives beside the lab's cert-manager, whose break control it uses;
     # importing it registers it.
     import meshproof.lab.certmanager.switch  # noqa: F401
