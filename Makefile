@@ -46,9 +46,9 @@ certify: $(STAMP) system-deps
 	if [ -n "$$started" ]; then $(BIN)/meshproof lab down >/dev/null || true; fi; \
 	exit $$rc
 
+# Every benchmark (or BENCH="name ..."), each on a lab of its own; results into docs/benchmarks.md.
 bench: $(STAMP) system-deps
-	@if [ -f bench/__main__.py ]; then $(BIN)/python -m bench; \
-	else echo "meshproof: no benchmarks in bench/ yet; nothing was measured" >&2; exit 2; fi
+	$(BIN)/python -m bench --docs docs/benchmarks.md $(BENCH)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests steps bench loadtests

@@ -1,7 +1,8 @@
 """Root pytest configuration: the only place plugins and command-line options are declared.
 
 Plugins: ``meshproof.run.features`` (collects ``features/*.feature`` directly,
-registers guarantee ids and profiles as markers) and every step module under
+registers guarantee ids and profiles as markers), ``meshproof.run.pytest_plugin``
+(results and ``--meshproof-report DIR``) and every step module under
 ``steps/`` (found by file name, so adding ``steps/<area>.py`` is enough).
 """
 
@@ -16,6 +17,7 @@ _STEPS = Path(__file__).resolve().parent / "steps"
 # steps.fixtures first: the base fixtures every step module uses.
 pytest_plugins: list[str] = [
     "meshproof.run.features",
+    "meshproof.run.pytest_plugin",
     "steps.fixtures",
     *sorted(
         f"steps.{path.stem}"

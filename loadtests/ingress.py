@@ -11,8 +11,10 @@ of resolving that name (``ADDR``, ``ADDR:PORT`` or ``URLPORT:ADDR:PORT``,
 comma-separated; see ``meshproof.load.connect``), so the http -> https redirect
 is followed to the same gateway. ``--ca-file`` is the CA the gateway's
 certificate must chain to (default: the system's). ``--ingress-path`` is the
-path requested (default ``/api/v1/``). Exact records with ``--record-dir``;
-shapes from ``_shapes``.
+path requested (default ``/api/v1/``). ``--user-rps`` paces each user to that
+many requests a second (default 0: back to back), so a load keeps its rate
+whatever the machine's speed. Exact records with ``--record-dir``; shapes from
+``_shapes``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from _recording import record_requests
 from _shapes import MeshproofShape
 from geventhttpclient.client import HTTPClient, HTTPClientPool
 from geventhttpclient.url import URL
-from locust import FastHttpUser, constant, events, task
+from locust import FastHttpUser, constant_pacing, events, task
 
 from meshproof.load.connect import ConnectTo, parse_connect_to
 
@@ -49,6 +51,13 @@ def _ingress_options(parser: Any, **_: Any) -> None:
         default="/api/v1/",
         env_var="MESHPROOF_LOAD_INGRESS_PATH",
         help="path requested through the gateway",
+    )
+    parser.add_argument(
+        "--user-rps",
+        type=float,
+        default=0.0,
+        env_var="MESHPROOF_LOAD_USER_RPS",
+        help="requests a second per user, paced (0: back to back)",
     )
 
 
@@ -88,7 +97,6 @@ class ConnectToPool(HTTPClientPool):
 class IngressUser(FastHttpUser):
     """Requests the API through the ingress gateway, verifying its certificate."""
 
-    wait_time = constant(0)
     insecure = False
 
     def __init__(self, environment: Any) -> None:
@@ -109,6 +117,13 @@ class IngressUser(FastHttpUser):
         )
         super().__init__(environment)
         self.path = (getattr(options, "ingress_path", "") if options else "") or "/api/v1/"
+        self.user_rps = float(getattr(options, "user_rps", 0.0) or 0.0) if options else 0.0
+
+    def wait_time(self) -> float:
+        """No wait, or the wait that keeps this user at ``--user-rps`` requests a second."""
+        if self.user_rps <= 0:
+            return 0.0
+        return float(constant_pacing(1.0 / self.user_rps)(self))
 
     @task
     def api(self) -> None:

@@ -11,6 +11,7 @@ from pytest_bdd import given
 
 from meshproof.checks.workload import TrafficWindow, assert_recorded, drive, service_urls
 from meshproof.connections import Connections, open_connections
+from meshproof.load import BackgroundLoad
 from meshproof.probe.fleet import DEFAULT_IMAGE, ProbeFleet
 from meshproof.run.verdicts import NotMeasurable
 from meshproof.target import Target
@@ -79,7 +80,8 @@ def in_mesh(target: Target, probes: ProbeFleet) -> ProbeFleet:
 
 @pytest.fixture(scope="session")
 def mesh_traffic(target: Target, connections: Connections, probes: ProbeFleet,
-                 timeouts: Timeouts) -> TrafficWindow:
+                 timeouts: Timeouts, ingress_load: BackgroundLoad) -> TrafficWindow:
+    """The probes' traffic, made while ``ingress_load`` (steps/latency.py) runs beside it."""
     first = connections.api(target.cluster_names[0])
     plan = {SAMPLE_URL: TRAFFIC_PER_CLUSTER}
     plan.update({url: STRICT_TRAFFIC
@@ -92,6 +94,7 @@ def mesh_traffic(target: Target, connections: Connections, probes: ProbeFleet,
     for cluster, results in warmup.results.items():
         window.results[cluster] = results + window.results.get(cluster, [])
     _settle(window, connections, probes, timeouts)
+    ingress_load.release()
     return window
 
 

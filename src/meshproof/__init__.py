@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["__version__"]
+from typing import Any
+
+__all__ = ["__version__", "discover"]
 
 __version__ = "0.1.0"
+
+
+def discover(discover_system: bool = True) -> Any:
+    """The Chaos Toolkit extension's activities, for ``chaos discover --no-install meshproof``."""
+    from meshproof.chaos import discover as discover_chaos
+
+    return discover_chaos(discover_system)

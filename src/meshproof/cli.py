@@ -17,11 +17,12 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import IO, NoReturn
 
 from meshproof import __version__
 from meshproof.catalog import PROFILES, Catalog, Guarantee, load_catalog
 from meshproof.errors import MeshproofError
+from meshproof.report.pushgateway import pushgateway_url
 from meshproof.target import Target, load_target
 
 __all__ = ["EXIT_COULD_NOT_RUN", "EXIT_HELD", "EXIT_VIOLATED", "build_parser", "main"]
@@ -102,6 +103,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--require-all", action="store_true",
         help="exit 1 when any guarantee could not be measured (default: listed, exit 0)",
     )
+    run.add_argument(
+        "--pushgateway", type=pushgateway_url, default=None, metavar="URL",
+        help="also push per-guarantee results to this Prometheus Pushgateway "
+        "(a failed push is a warning, not a failed run)",
+    )
+    run.add_argument(
+        "--baseline-dir", type=Path, default=None, metavar="DIR",
+        help="preupgrade: where the run is saved as the baseline for `meshproof compare` "
+        "(default: .meshproof/baseline)",
+    )
+    run.add_argument(
+        "--watch", action="store_true",
+        help="repeat the profile's non-destructive checks (e.g. during an upgrade) and record "
+        "when each guarantee's verdict changes; stops by itself after --duration",
+    )
+    run.add_argument(
+        "--interval", type=float, default=None, metavar="S",
+        help="--watch: seconds from the start of one round to the next (default: 60)",
+    )
+    run.add_argument(
+        "--duration", type=float, default=None, metavar="S",
+        help="--watch: seconds to keep watching (default: 3600)",
+    )
     # For the runner's own tests: run another directory of .feature files.
     run.add_argument("--features-dir", type=Path, default=None, help=argparse.SUPPRESS)
 
@@ -112,6 +136,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     catalog.add_argument("--json", action="store_true", help="print the versioned JSON document")
     catalog.add_argument("--profile", choices=PROFILES, help="only the guarantees of this profile")
+
+    compare = commands.add_parser(
+        "compare",
+        help="compare two runs (before / after an upgrade) and say go or no-go",
+        description="Compare two runs guarantee by guarantee (verdict changes) and SLI by SLI "
+        "(a one-sided two-proportion test on the counted shares); exit 0 go, 1 no-go, "
+        "2 unreadable input.",
+    )
+    compare.add_argument("baseline", type=Path, metavar="BASELINE",
+                         help="report directory or report.json of the earlier run")
+    compare.add_argument("current", type=Path, metavar="CURRENT",
+                         help="report directory or report.json of the later run")
+    compare.add_argument("--alpha", type=float, default=None, metavar="A",
+                         help="false-alarm rate of each SLI test (default: 0.01)")
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
+
+    rehearse = commands.add_parser(
+        "rehearse",
+        help="run the runbook's read-only commands against a target; list the removed ones",
+        description="Run the runbook's read-only kubectl/istioctl commands on every cluster of "
+        "the target (where the tool is installed) and list the runbook commands that no longer "
+        "exist with their current equivalents. Exit 0 all ran commands succeeded, 1 some "
+        "failed, 2 could not run.",
+    )
+    rehearse.add_argument("--target", required=True, metavar="lab|FILE")
+    rehearse.add_argument("--report-dir", default=None, type=Path, metavar="DIR",
+                          help="also write rehearsal.json here")
 
     commands.add_parser(
         "lab",
@@ -145,9 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
         return _fail(f"{exc.strerror or exc.__class__.__name__}:{where}", debug)
-    except Exception as exc:  # noqa: BLE001 - a bug, still one line unless --debug
+    except Exception as exc:  # a bug: still one line unless --debug
         return _fail(
-            f"internal error {exc.__class__.__name__}: {exc} (rerun with --debug for the traceback)",
+            f"internal error {exc.__class__.__name__}: {exc} "
+            "(rerun with --debug for the traceback)",
             debug,
         )
 
@@ -171,10 +223,21 @@ def _dispatch(argv: list[str]) -> int:
         return _run_lab(argv[len(head) + 1:])
     args = build_parser().parse_args(argv)
     if args.command == "run":
+        _check_run_options(args)
         return _run(
             args.target, args.profile, args.report_dir, args.dry_run,
             features_dir=args.features_dir, require_all=args.require_all,
+            pushgateway=args.pushgateway, baseline_dir=args.baseline_dir,
+            watch=(args.interval, args.duration) if args.watch else None,
         )
+    if args.command == "compare":
+        from meshproof.compare import compare_command
+
+        return compare_command(args.baseline, args.current, args.alpha, args.json)
+    if args.command == "rehearse":
+        from meshproof.rehearsal.runbook import rehearse_command
+
+        return rehearse_command(load_target(args.target), args.report_dir)
     if args.command == "catalog":
         return _catalog(args.json, args.profile)
     if args.command == "recover":
@@ -192,6 +255,9 @@ def _run(
     *,
     features_dir: Path | None = None,
     require_all: bool = False,
+    pushgateway: str | None = None,
+    baseline_dir: Path | None = None,
+    watch: tuple[float | None, float | None] | None = None,
 ) -> int:
     target = load_target(target_spec)
     catalog = load_catalog()
@@ -209,9 +275,30 @@ def _run(
     if features_dir is None and not os.environ.get("MESHPROOF_FEATURES_DIR"):
         preflight(open_connections(target))
 
-    return run_profile(
-        target, profile, report_dir, features_dir=features_dir, require_all=require_all or None
-    )
+    def run_checks(directory: Path = report_dir, out: IO[str] | None = None) -> int:
+        return run_profile(
+            target, profile, directory, features_dir=features_dir,
+            require_all=require_all or None, pushgateway=pushgateway, out=out,
+        )
+
+    if watch is not None:
+        from meshproof.watch import watch_command
+
+        return watch_command(target, catalog, profile, report_dir, run_checks, *watch)
+    if profile == "preupgrade":
+        from meshproof.rehearsal.preupgrade import preupgrade_command
+
+        return preupgrade_command(target, report_dir, baseline_dir, run_checks)
+    return run_checks()
+
+
+def _check_run_options(args: argparse.Namespace) -> None:
+    """Options that only make sense together; a misuse is a usage error (one line, exit 2)."""
+    parser = build_parser()
+    if not args.watch and (args.interval is not None or args.duration is not None):
+        parser.error("--interval and --duration go with --watch")
+    if args.baseline_dir is not None and args.profile != "preupgrade":
+        parser.error("--baseline-dir goes with --profile preupgrade")
 
 
 def _print_plan(target: Target, catalog: Catalog, profile: str, report_dir: Path) -> None:
@@ -240,7 +327,8 @@ def _print_plan(target: Target, catalog: Catalog, profile: str, report_dir: Path
             )
     if any(g.destructive for g in guarantees):
         for name in target.cluster_names:
-            faults = ", ".join(target.destructive.allowed.get(name, [])) or "none (nothing destructive runs here)"
+            allowed = target.destructive.allowed.get(name, [])
+            faults = ", ".join(allowed) or "none (nothing destructive runs here)"
             out.write(f"blast      {name}: {faults}\n")
     out.write("dry-run    target and catalog are valid; nothing was measured\n")
 
@@ -260,7 +348,8 @@ def _catalog(as_json: bool, profile: str | None) -> int:
     core = sum(1 for g in guarantees if g.tier == "core")
     sys.stdout.write(
         f"{len(guarantees)} guarantees ({core} core, {len(guarantees) - core} extended), "
-        f"{len(catalog.alerts)} runbook alerts; `meshproof catalog --json` has SLIs and alert PromQL\n"
+        f"{len(catalog.alerts)} runbook alerts; "
+        "`meshproof catalog --json` has SLIs and alert PromQL\n"
     )
     return EXIT_HELD
 

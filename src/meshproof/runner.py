@@ -33,7 +33,7 @@ from meshproof.report import write_reports
 from meshproof.report.model import Report, RunFacts, build_report
 from meshproof.report.redact import Redactor, secrets_of
 from meshproof.run.console import Console
-from meshproof.run.plan import RunPlan, make_plan
+from meshproof.run.plan import RUN_ID_ENV, RunPlan, make_plan
 from meshproof.run.results import ResultsTail, ScenarioResult
 from meshproof.run.verdicts import Outcome
 from meshproof.target import Target
@@ -81,7 +81,9 @@ def _run_pytest(
     """
     tail = ResultsTail(results)
     interval = plan.target.resolved_timeouts.poll_interval
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # The steps label everything they create or change with the run's id.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", RUN_ID_ENV: plan.run_id,
+           **_drill_environment(plan)}
     with log.open("wb") as log_stream:
         # Its own session: a Ctrl-C at the terminal reaches only the runner, which then
         # asks pytest once to stop, so its teardowns (rollbacks) get to run.
@@ -102,6 +104,7 @@ def _run_pytest(
                 for event in tail.poll():
                     events.append(event)
                     console.event(event)
+                console.tick()
                 if code is not None:
                     return code
         except BaseException:
@@ -183,6 +186,28 @@ def _scenarios(
     return finished, unfinished
 
 
+def _refuse_disallowed_drills(plan: RunPlan) -> None:
+    """A drill whose faults the target's blast radius does not allow is refused here,
+    before pytest starts and before anything is written (``DestructiveRefused``)."""
+    if plan.profile != "drill":
+        return
+    destructive = [g.id for g in plan.guarantees if g.destructive]
+    if destructive:
+        from meshproof.chaos.experiments import default_experiments_dir
+        from meshproof.chaos.running import require_drills_allowed
+
+        require_drills_allowed(plan.target, destructive, default_experiments_dir(plan.root))
+
+
+def _drill_environment(plan: RunPlan) -> dict[str, str]:
+    """What the drills' Chaos Toolkit activities need in the pytest process from its start."""
+    if plan.profile != "drill":
+        return {}
+    from meshproof.chaos.running import kubeconfig_environment
+
+    return kubeconfig_environment(plan.target)
+
+
 def run_profile(
     target: Target,
     profile: str,
@@ -191,6 +216,7 @@ def run_profile(
     features_dir: Path | None = None,
     require_all: bool | None = None,
     out: IO[str] | None = None,
+    pushgateway: str | None = None,
 ) -> int:
     """Prove every guarantee of ``profile`` on ``target``; write reports to ``report_dir``.
 
@@ -202,6 +228,7 @@ def run_profile(
     plan = make_plan(
         target, profile, report_dir, features_dir=features_dir, require_all=require_all
     )
+    _refuse_disallowed_drills(plan)
     redactor = Redactor(secrets_of(target))
     console = Console(out or sys.stdout, redactor)
     console.start(plan)
@@ -259,6 +286,11 @@ def run_profile(
     written = write_reports(
         report, plan.report_dir, cucumber=cucumber, scenarios=scenarios, log=log, redactor=redactor
     )
+    if pushgateway:
+        from meshproof.report.pushgateway import push_results
+
+        warning = push_results(report, pushgateway, timeout=target.resolved_timeouts.api_request)
+        console.pushed(pushgateway, warning)
     console.summary(report, exit_code, written)
     if interrupted:
         raise KeyboardInterrupt
@@ -269,7 +301,6 @@ def run_profile(
 
 def recover(target: Target) -> int:
     """Find and undo leftovers of interrupted runs on ``target``; 0 when it is clean."""
-    raise MeshproofError(
-        f"recover: leftover discovery is not implemented yet, so nothing on target "
-        f"{target.name!r} ({', '.join(target.cluster_names)}) was inspected or changed"
-    )
+    from meshproof.safety import recover_target
+
+    return recover_target(target)

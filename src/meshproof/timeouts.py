@@ -47,6 +47,12 @@ class Timeouts:
     """A certificate in its renewal window until it has been renewed."""
     alert_fire: float = 120.0
     """A fault until its runbook alert expression returns a result."""
+    watch_interval: float = 60.0
+    """`meshproof run --watch`: from the start of one round of checks to the start of the next."""
+    watch_duration: float = 3600.0
+    """`meshproof run --watch`: how long it keeps checking (an upgrade's length) before stopping."""
+    run_lease: float = 30.0
+    """A run's lock Lease without renewal until the run counts as dead and may be swept."""
 
     def with_overrides(self, overrides: dict[str, Any]) -> Timeouts:
         """A copy with the named fields replaced; unknown names raise ``KeyError``."""

@@ -42,17 +42,20 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Gateway]:
         yield _Gateway(target, pem / "ca.pem", pem / "foreign-ca.pem")
 
 
-def _ingress(gateway: _Gateway, ca_file: Path, output_dir: Path) -> LoadResult:
+def _ingress(
+    gateway: _Gateway, ca_file: Path, output_dir: Path, *, run_time_s: float = 1, **options: str
+) -> LoadResult:
     return run_load(
         LoadPlan(
             locustfile=bundled_locustfile("ingress"),
             host=f"https://{GATEWAY_HOST}",
             users=2,
             spawn_rate=100,
-            run_time_s=1,
+            run_time_s=run_time_s,
             options={
                 "connect-to": f"{GATEWAY_ADDRESS}:{gateway.target.port}",
                 "ca-file": str(ca_file),
+                **options,
             },
             output_dir=output_dir,
         )
@@ -72,3 +75,10 @@ def test_ingress_rejects_a_certificate_from_another_ca(gateway: _Gateway, tmp_pa
     result = _ingress(gateway, gateway.foreign_ca_file, tmp_path)
     assert result.requests > 0
     assert result.failures_by_kind == {"tls": result.requests}
+
+
+def test_user_rps_paces_each_user(gateway: _Gateway, tmp_path: Path) -> None:
+    # Back to back, two users make hundreds of 10 ms requests in 3 s; paced at 5 a second, ~30.
+    result = _ingress(gateway, gateway.ca_file, tmp_path, run_time_s=3, **{"user-rps": "5"})
+    assert result.failures == 0
+    assert 16 <= result.requests <= 34

@@ -21,11 +21,7 @@ ID_TAG = re.compile(r"(?<![\w@])@([A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+|[A-Z][A-Z0-9]{2,
 ID_SHAPE = re.compile(r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)*$")
 
 NOT_YET_COVERED = {
-    "CP-RECOVERY",
-    "EW-FAILOVER",
-    "CIRCUIT-BREAK",
     "ALERTS",
-    "BACKUP-RESTORE",
 }
 
 

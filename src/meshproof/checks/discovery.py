@@ -7,6 +7,10 @@ and the hosts of the outbound cluster an in-mesh sidecar holds — this
 cluster's pods by address, every other cluster that serves the service as its
 east-west gateway on 15443 (FACTS.md). Endpoints move, so the three are
 compared until they agree or ``discovery_convergence`` runs out.
+
+A reading costs a number of calls that grows with pages, not services: each
+cluster's Services and Endpoints are listed ``LIST_PAGE`` at a time, and Consul
+is read in two calls (the sync node's services and its checks).
 """
 
 from __future__ import annotations
@@ -17,13 +21,19 @@ from typing import Any
 from meshproof.clients.consul import consul_via_apiserver
 from meshproof.clients.envoy import admin_get, parse_clusters
 from meshproof.clients.kube import ClusterApi
+from meshproof.errors import MeshproofError
 from meshproof.sli.verdict import Judgement, Verdict
 from meshproof.target import ClusterSettings
 
-__all__ = ["ServiceView", "kubernetes_endpoints", "consul_endpoints", "sidecar_endpoints",
-           "eastwest_address", "compare", "judge_discovery"]
+__all__ = ["LIST_PAGE", "SYNC_NODE", "ServiceView", "all_kubernetes_endpoints",
+           "kubernetes_endpoints", "consul_endpoints", "consul_sync_endpoints",
+           "sidecar_endpoints", "eastwest_address", "compare", "observe", "judge_discovery"]
 
 EASTWEST_PORT = 15443
+LIST_PAGE = 500
+"""Objects per list request (``limit``); the lists continue with ``continue`` tokens."""
+SYNC_NODE = "k8s-sync"
+"""The Consul node consul-k8s catalog sync registers Kubernetes services on (its default)."""
 
 
 @dataclass(slots=True)
@@ -45,7 +55,7 @@ class ServiceView:
 def _services(api: ClusterApi, namespaces: list[str]) -> list[tuple[str, str, int]]:
     out = []
     for ns in namespaces:
-        for svc in api.get(f"/api/v1/namespaces/{ns}/services").get("items") or []:
+        for svc in api.list_items(f"/api/v1/namespaces/{ns}/services", limit=LIST_PAGE):
             spec = svc.get("spec") or {}
             if not spec.get("selector"):
                 continue
@@ -54,15 +64,36 @@ def _services(api: ClusterApi, namespaces: list[str]) -> list[tuple[str, str, in
     return out
 
 
-def kubernetes_endpoints(api: ClusterApi, name: str, namespace: str) -> set[str]:
-    """``ip:port`` of the ready addresses of the service's Endpoints."""
-    endpoints = api.get(f"/api/v1/namespaces/{namespace}/endpoints/{name}")
+def _ready(endpoints: dict[str, Any]) -> set[str]:
     out = set()
     for subset in endpoints.get("subsets") or []:
         for address in subset.get("addresses") or []:
             for port in subset.get("ports") or []:
                 out.add(f"{address['ip']}:{port['port']}")
     return out
+
+
+def kubernetes_endpoints(api: ClusterApi, name: str, namespace: str) -> set[str]:
+    """``ip:port`` of the ready addresses of the service's Endpoints."""
+    return _ready(api.get(f"/api/v1/namespaces/{namespace}/endpoints/{name}"))
+
+
+def all_kubernetes_endpoints(api: ClusterApi,
+                             namespaces: list[str]) -> dict[tuple[str, str], set[str]]:
+    """(namespace, service) → ``ip:port`` of its ready addresses, for every Endpoints of
+    ``namespaces``, listed ``LIST_PAGE`` at a time."""
+    out: dict[tuple[str, str], set[str]] = {}
+    for ns in namespaces:
+        for endpoints in api.list_items(f"/api/v1/namespaces/{ns}/endpoints", limit=LIST_PAGE):
+            out[(ns, endpoints["metadata"]["name"])] = _ready(endpoints)
+    return out
+
+
+def _serving_elsewhere(api: ClusterApi, namespaces: list[str]) -> dict[tuple[str, str], set[str]]:
+    try:
+        return all_kubernetes_endpoints(api, namespaces)
+    except MeshproofError:  # a cluster that cannot be read serves nothing we can count on
+        return {}
 
 
 def consul_endpoints(client: Any, name: str, namespace: str) -> set[str] | None:
@@ -73,6 +104,30 @@ def consul_endpoints(client: Any, name: str, namespace: str) -> set[str] | None:
         if f"{name}-{namespace}" not in known:
             return None
     return {f"{e['Service']['Address']}:{e['Service']['Port']}" for e in entries}
+
+
+def consul_sync_endpoints(client: Any, node: str = SYNC_NODE) -> dict[str, set[str]] | None:
+    """Consul service name → passing ``address:port`` of every instance on the catalog sync's
+    ``node``, in two reads; None when Consul has no such node.
+
+    ``/v1/catalog/node/<node>`` maps the node's service IDs to their instances and
+    ``/v1/health/node/<node>`` lists the node's checks
+    (https://developer.hashicorp.com/consul/api-docs/catalog#retrieve-map-of-services-for-a-node,
+    https://developer.hashicorp.com/consul/api-docs/health#list-checks-for-node). As
+    ``/v1/health/service/<s>?passing`` does, an instance passes when its own checks and the
+    node's (``ServiceID`` empty) all do.
+    """
+    _, found = client.catalog.node(node)
+    if not found:
+        return None
+    _, checks = client.health.node(node)
+    failing = {c.get("ServiceID") or "" for c in checks or [] if c.get("Status") != "passing"}
+    out: dict[str, set[str]] = {}
+    for service_id, svc in (found.get("Services") or {}).items():
+        hosts = out.setdefault(svc["Service"], set())
+        if "" not in failing and (svc.get("ID") or service_id) not in failing:
+            hosts.add(f"{svc['Address']}:{svc['Port']}")
+    return out
 
 
 def sidecar_endpoints(api: ClusterApi, namespace: str, pod: str) -> dict[str, set[str]]:
@@ -118,26 +173,24 @@ def observe(apis: dict[str, ClusterApi], settings: ClusterSettings, namespaces: 
     held = sidecar_endpoints(api, probe_namespace, probe_pod)
     gateways = {name: eastwest_address(other) for name, other in apis.items()
                 if name != settings.name}
+    synced = consul_sync_endpoints(consul) if consul is not None else None
+    local = all_kubernetes_endpoints(api, namespaces)
+    elsewhere = {name: _serving_elsewhere(apis[name], namespaces) for name in gateways}
     views = []
     for name, ns, port in _services(api, namespaces):
-        view = ServiceView(name, ns, port, kubernetes=kubernetes_endpoints(api, name, ns))
-        if consul is not None:
+        view = ServiceView(name, ns, port, kubernetes=local.get((ns, name), set()))
+        if synced is not None:
+            view.consul = synced.get(f"{name}-{ns}")
+        elif consul is not None:  # a sync node of another name: one service at a time
             view.consul = consul_endpoints(consul, name, ns)
         hosts = held.get(f"outbound|{port}||{name}.{ns}.svc.cluster.local", set())
         view.sidecar_remote = {h for h in hosts if h.endswith(f":{EASTWEST_PORT}")}
         view.sidecar_local = hosts - view.sidecar_remote
         for other, address in gateways.items():
-            if address and _has_ready(apis[other], name, ns):
+            if address and elsewhere[other].get((ns, name)):
                 view.expected_remote.add(f"{address}:{EASTWEST_PORT}")
         views.append(view)
     return views
-
-
-def _has_ready(api: ClusterApi, name: str, namespace: str) -> bool:
-    try:
-        return bool(kubernetes_endpoints(api, name, namespace))
-    except Exception:  # a service missing in that cluster serves nothing there
-        return False
 
 
 def judge_discovery(views: list[ServiceView], *, cluster: str, required: float,

@@ -8,6 +8,7 @@ agent) are reached through the API server's ``pods/proxy`` and
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,21 @@ class ClusterApi:
 
     def get(self, path: str, **query: str) -> dict[str, Any]:
         return dict(self.request("GET", path, query=query or None))
+
+    def list_items(self, path: str, *, limit: int, **query: str) -> Iterator[dict[str, Any]]:
+        """Every item of the list at ``path``, read ``limit`` at a time with ``continue``.
+
+        A token that expires between pages (410 ``Expired``) fails the read: the caller
+        starts again rather than mix two versions of the list.
+        """
+        token = ""
+        while True:
+            chunk = self.get(path, limit=str(limit), **query, **({"continue": token}
+                                                                  if token else {}))
+            yield from chunk.get("items") or []
+            token = str((chunk.get("metadata") or {}).get("continue") or "")
+            if not token:
+                return
 
     def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return dict(self.request("POST", path, body=body))

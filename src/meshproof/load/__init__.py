@@ -2,6 +2,7 @@
 
 - ``plan``: ``LoadPlan`` (what to run, bounded) and ``LoadProgress`` reports.
 - ``runner``: ``run_load(plan) -> LoadResult``; single process or master + local workers.
+- ``background``: ``BackgroundLoad``, runs that go on while the suite does something else.
 - ``results``: ``LoadResult``, exact percentiles, parsers of Locust's CSV output.
 - ``recording``: the exact per-request records the locustfiles write (no Locust import).
 - ``command``: Locust command lines and their redacted form.
@@ -11,6 +12,7 @@ Nothing in this package imports Locust; the locustfiles live in ``loadtests/``.
 
 from __future__ import annotations
 
+from meshproof.load.background import BackgroundLoad
 from meshproof.load.plan import LOADTESTS_DIR, LoadPlan, LoadProgress, Shape, bundled_locustfile
 from meshproof.load.recording import RequestRecord, RequestRecorder, failure_kind, hello_version
 from meshproof.load.results import (
@@ -25,6 +27,7 @@ from meshproof.load.runner import ensure_locust, run_load
 __all__ = [
     "LOADTESTS_DIR",
     "REPORTED_QUANTILES",
+    "BackgroundLoad",
     "LoadPlan",
     "LoadProgress",
     "LoadResult",

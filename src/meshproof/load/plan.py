@@ -90,6 +90,10 @@ class LoadPlan:
     """How often ``on_progress`` is called."""
     on_progress: Callable[[LoadProgress], None] | None = None
     """Called every ``progress_interval_s`` while Locust runs."""
+    stop_when: Callable[[LoadProgress], bool] | None = None
+    """Asked at every poll while Locust runs; ``True`` ends the load before ``run_time_s``
+    (SIGINT, once Locust sends requests: it writes its output as at the end of ``-t``;
+    ``LoadResult.stopped_early``)."""
     timeouts: Timeouts = DEFAULT_TIMEOUTS
     """The target's timeouts; ``poll_interval`` paces the checks on the running Locust."""
 

@@ -156,7 +156,7 @@ class RequestRecorder:
         if self.parse_versions and response is not None and status:
             try:
                 version, instance = hello_version(response.text)
-            except Exception:  # noqa: BLE001 - an undecodable body names no version
+            except Exception:  # an undecodable body names no version
                 version, instance = "", ""
         started = start_time if start_time is not None else time.time()
         line = "\t".join(

@@ -46,7 +46,7 @@ REPORTED_QUANTILES: tuple[float, ...] = (
 
 
 def exact_percentile(sorted_ms: Sequence[float], quantile: float) -> float:
-    """Nearest-rank percentile: the smallest latency with at least ``quantile`` of requests at or under it.
+    """Nearest-rank percentile: the smallest latency with ``quantile`` of requests at or under it.
 
     Locust's own rule (:func:`locust_percentile`) differs only at exact rank
     boundaries; the large difference between the two is Locust's rounding.
@@ -232,6 +232,8 @@ class RecordSummary:
     """Every request's exact latency, sorted (failures included, as in Locust's stats)."""
     first_start: float | None
     last_end: float | None
+    ok_latencies_ms: tuple[float, ...] = ()
+    """The exact latencies of the requests that succeeded, sorted."""
 
 
 def summarise_records(records: Iterable[RequestRecord]) -> RecordSummary:
@@ -241,6 +243,7 @@ def summarise_records(records: Iterable[RequestRecord]) -> RecordSummary:
     versions: Counter[str] = Counter()
     instances: Counter[str] = Counter()
     latencies: list[float] = []
+    ok_latencies: list[float] = []
     first: float | None = None
     last: float | None = None
     for record in records:
@@ -248,6 +251,8 @@ def summarise_records(records: Iterable[RequestRecord]) -> RecordSummary:
         statuses[record.status] += 1
         if record.failed:
             kinds[record.outcome] += 1
+        else:
+            ok_latencies.append(record.latency_ms)
         if record.version:
             versions[record.version] += 1
         if record.instance:
@@ -256,6 +261,7 @@ def summarise_records(records: Iterable[RequestRecord]) -> RecordSummary:
         first = record.start if first is None else min(first, record.start)
         last = end if last is None else max(last, end)
     latencies.sort()
+    ok_latencies.sort()
     return RecordSummary(
         requests=len(latencies),
         failures=sum(kinds.values()),
@@ -266,6 +272,7 @@ def summarise_records(records: Iterable[RequestRecord]) -> RecordSummary:
         latencies_ms=tuple(latencies),
         first_start=first,
         last_end=last,
+        ok_latencies_ms=tuple(ok_latencies),
     )
 
 
@@ -299,13 +306,17 @@ class LoadResult:
     locust: LocustSummary | None
     """Locust's own totals and rounded percentiles, for cross-checking."""
     locust_failures: tuple[LocustFailure, ...]
-    """Locust's failure messages (counts as of its last CSV write, see :func:`parse_locust_failures`)."""
+    """Locust's failure messages, counted as of its last CSV write."""
     exit_code: int
     """Locust's (the master's) exit code."""
     workers: int
     overran: bool
     """True when Locust did not stop by itself within its bound and was killed."""
     output_dir: Path
+    stopped_early: bool = False
+    """True when the plan's ``stop_when`` ended the load before its run time."""
+    ok_latencies_ms: tuple[float, ...] = field(default=(), repr=False)
+    """The exact latencies of the requests that succeeded, sorted."""
 
     @property
     def refused(self) -> int:

@@ -6,6 +6,7 @@ gevent on import, which breaks ssl and threads in an already-running suite.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import signal
@@ -41,6 +42,9 @@ from meshproof.waiting import eventually
 
 __all__ = ["ensure_locust", "run_load"]
 
+STOP_SIGNAL = signal.SIGINT
+"""Ends a Locust run early: its Ctrl-C handling stops the users and writes the output."""
+
 # Lines of a Locust log quoted in an error message.
 _LOG_TAIL_LINES = 12
 
@@ -53,7 +57,8 @@ def ensure_locust(python: str | None = None) -> None:
     if python is None or os.path.realpath(python) == os.path.realpath(sys.executable):
         if importlib.util.find_spec("locust") is None:
             raise ConfigError(
-                f"load: locust is not installed for {sys.executable} (pip install 'locust>=2.30,<3')"
+                f"load: locust is not installed for {sys.executable} "
+                "(pip install 'locust>=2.30,<3')"
             )
         return
     probe = "import importlib.util,sys; sys.exit(importlib.util.find_spec('locust') is None)"
@@ -111,13 +116,16 @@ def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
 
 
 def _stop(process: subprocess.Popen[bytes], *, grace_s: float, interval: float, what: str) -> None:
-    """SIGTERM (Locust then writes its output), and SIGKILL the group if it lingers.
+    """SIGINT (Locust then writes its output), and SIGKILL the group if it lingers.
+
+    Locust installs its SIGTERM handler only after a load shape has finished, so
+    SIGTERM would end a shaped run without its output; Ctrl-C is handled throughout.
 
     Signals only a process not yet reaped, so a recycled pid is never hit.
     """
     if process.poll() is not None:
         return
-    _signal_group(process, signal.SIGTERM)
+    _signal_group(process, STOP_SIGNAL)
     try:
         _wait_exit(process, timeout=grace_s, interval=interval, what=what)
         return
@@ -177,6 +185,7 @@ def run_load(plan: LoadPlan) -> LoadResult:
 
     counter = RecordCounter(record_dir)
     overran = False
+    stopped_early = False
     with ExitStack() as stack:
         main_log = stack.enter_context(open(output_dir / "locust.log", "wb"))
         main_json = stack.enter_context(open(output_dir / f"{LOCUST_FILES_PREFIX}.json", "wb"))
@@ -199,13 +208,22 @@ def run_load(plan: LoadPlan) -> LoadResult:
             next_report = began + plan.progress_interval_s
 
             def finished() -> int:
-                nonlocal next_report
+                nonlocal next_report, stopped_early
                 code = main.poll()
                 now = time.monotonic()
                 if code is None and plan.on_progress is not None and now >= next_report:
                     requests, failures = counter.update()
                     plan.on_progress(LoadProgress(now - began, plan.run_time_s, requests, failures))
                     next_report = now + plan.progress_interval_s
+                if code is None and plan.stop_when is not None and not stopped_early:
+                    requests, failures = counter.update()
+                    progress = LoadProgress(now - began, plan.run_time_s, requests, failures)
+                    # Not while Locust still starts (an interrupted import writes nothing),
+                    # unless it takes longer than its start-up allowance.
+                    running = requests > 0 or now - began >= plan.startup_s
+                    if running and plan.stop_when(progress):
+                        stopped_early = True
+                        _signal_group(main, STOP_SIGNAL)
                 assert code is not None, f"{what} still running"
                 return code
 
@@ -214,7 +232,7 @@ def run_load(plan: LoadPlan) -> LoadResult:
                     finished, timeout=plan.startup_s + plan.run_time_s, interval=interval, what=what
                 )
             except WaitTimeout:
-                # Past its run time plus start-up: stop it (SIGTERM lets Locust write
+                # Past its run time plus start-up: stop it (SIGINT lets Locust write
                 # its output, SIGKILL follows if it does not).
                 overran = True
                 _stop(main, grace_s=plan.stop_s, interval=interval, what=what)
@@ -231,9 +249,10 @@ def run_load(plan: LoadPlan) -> LoadResult:
                     _stop(worker, grace_s=plan.stop_s, interval=interval, what=f"{what} (worker)")
             _stop(main, grace_s=plan.stop_s, interval=interval, what=what)
 
-    return _collect(
+    result = _collect(
         plan, output_dir, record_dir, shown, started_at, ended_at, exit_code, overran, what
     )
+    return dataclasses.replace(result, stopped_early=stopped_early and not overran)
 
 
 def _collect(
@@ -260,8 +279,8 @@ def _collect(
     summary = summarise_records(read_records(record_dir))
     if summary.requests == 0 and locust is not None and locust.requests > 0:
         raise ConfigError(
-            f"load: {what}: Locust made {locust.requests} requests but the locustfile recorded none "
-            "(it must call loadtests/_recording.record_requests())"
+            f"load: {what}: Locust made {locust.requests} requests but the locustfile recorded "
+            "none (it must call loadtests/_recording.record_requests())"
         )
     span = (
         (summary.last_end - summary.first_start)
@@ -285,6 +304,7 @@ def _collect(
             q: exact_percentile(summary.latencies_ms, q) for q in REPORTED_QUANTILES
         },
         latencies_ms=summary.latencies_ms,
+        ok_latencies_ms=summary.ok_latencies_ms,
         locust=locust,
         locust_failures=parse_locust_failures(output_dir / f"{LOCUST_FILES_PREFIX}_failures.csv"),
         exit_code=exit_code,

@@ -3,21 +3,24 @@
 Shaped after the Gateway API conformance report (kubernetes-sigs/gateway-api,
 ``conformance/apis/v1/conformancereport.go``, ``profilereport.go``): per profile
 a result and, for the core and the extended guarantees separately, statistics
-and the names of those that failed or were skipped. ``evidence`` holds a sha256 of each file of the
-evidence bundle and one digest over all of them, so a certificate can be checked
-against the reports it was issued from.
+and the names of those that failed or were skipped, and a one-line summary.
+``evidence`` holds a sha256 of each file of the evidence bundle and one digest
+over all of them; ``check_certificate`` checks a report directory against the
+certificate in it, so a changed report does not pass as certified.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from meshproof.report.model import GuaranteeResult, Report, overall_result
 from meshproof.sli.verdict import Verdict
 
-__all__ = ["CERTIFICATE_SCHEMA", "bundle_digest", "render_certificate"]
+__all__ = ["CERTIFICATE_SCHEMA", "bundle_digest", "check_certificate", "render_certificate"]
 
 CERTIFICATE_SCHEMA = "meshproof.certificate/v1"
 
@@ -50,11 +53,53 @@ def _tier(guarantees: list[GuaranteeResult]) -> dict[str, Any]:
     }
 
 
+def _summary(core: dict[str, Any], extended: dict[str, Any]) -> str:
+    parts = []
+    for name, tier in (("core", core), ("extended", extended)):
+        counts = tier["statistics"]
+        total = counts["held"] + counts["violated"] + counts["notMeasurable"]
+        if total:
+            parts.append(
+                f"{name} {tier['result']}: {counts['held']}/{total} held, "
+                f"{counts['violated']} violated, {counts['notMeasurable']} not measurable"
+            )
+    return "; ".join(parts) or "no guarantees"
+
+
+def check_certificate(directory: Path) -> list[str]:
+    """What in ``directory`` does not match its ``certificate.json``; empty when all does."""
+    try:
+        certificate = json.loads((directory / "certificate.json").read_text(encoding="utf-8"))
+        recorded = certificate["evidence"]
+        names = list(recorded["files"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return [f"{directory / 'certificate.json'}: not a readable certificate ({exc})"]
+    problems = []
+    files = {}
+    for name in names:
+        try:
+            files[name] = (directory / name).read_bytes()
+        except OSError as exc:
+            problems.append(f"{name}: {exc.strerror or exc}")
+    if problems:
+        return problems
+    actual = bundle_digest(files)
+    problems = [
+        f"{name}: sha256 {actual['files'][name]} is not the certified {digest}"
+        for name, digest in recorded["files"].items()
+        if actual["files"][name] != digest
+    ]
+    if actual["digest"] != recorded.get("digest"):
+        problems.append(f"bundle digest {actual['digest']} is not the certified one")
+    return problems
+
+
 def render_certificate(report: Report, evidence: Mapping[str, bytes]) -> dict[str, Any]:
     """The certificate of a run, with the digest of its evidence bundle."""
     run = report.run
     core = [g for g in report.guarantees if g.tier == "core"]
     extended = [g for g in report.guarantees if g.tier == "extended"]
+    core_tier, extended_tier = _tier(core), _tier(extended)
     loosened = [
         {
             "guarantee": g.id,
@@ -80,8 +125,9 @@ def render_certificate(report: Report, evidence: Mapping[str, bytes]) -> dict[st
                 "name": run.profile,
                 "result": report.summary.result,
                 "requireAll": run.require_all,
-                "core": _tier(core),
-                "extended": _tier(extended),
+                "core": core_tier,
+                "extended": extended_tier,
+                "summary": _summary(core_tier, extended_tier),
             }
         ],
         "loosenedThresholds": loosened,

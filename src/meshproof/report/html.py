@@ -1,9 +1,11 @@
-"""``index.html``: the page a person reads first. Self-contained (inline CSS and SVG).
+"""``index.html``: the page a person reads first. Self-contained: inline CSS and SVG,
+plots as ``data:`` URIs, no script, nothing fetched.
 
 Top: the result, the run's facts and a bar of verdicts; then a summary table
-(one row per guarantee, with its per-cluster verdicts); then each guarantee's
-story: the runbook's promise, the thresholds in force (overrides and their
-reasons), the verdict and reason per cluster, the fix, and the evidence.
+(one row per guarantee, a column per cluster); the run's traffic plot; then each
+guarantee's story: the runbook's promise, the thresholds in force (overrides and
+their reasons), the verdict, judgements and reason per cluster, the fix, the
+evidence, and its plots (``meshproof.report.plots``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ from __future__ import annotations
 import json
 from html import escape
 
+from meshproof.report.clusters import ClusterVerdict, cluster_verdicts
 from meshproof.report.model import ClusterResult, GuaranteeResult, Report
+from meshproof.report.plots import Plot, describe_series, guarantee_plots, run_plots
+from meshproof.run.results import MESH
 from meshproof.sli.verdict import Verdict
 
 __all__ = ["render_html"]
@@ -38,9 +43,13 @@ table{border-collapse:collapse;width:100%;margin:.5rem 0}
 th,td{border:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top}
 th{background:#f6f8fa} code,pre{font:13px ui-monospace,monospace}
 pre{background:#f6f8fa;padding:.5rem;overflow-x:auto;white-space:pre-wrap}
-.badge{display:inline-block;padding:0 .5rem;border-radius:1rem;color:#fff;font-weight:600}
+.badge{display:inline-block;padding:0 .5rem;border-radius:1rem;color:#fff;font-weight:600;
+  white-space:nowrap}
 .quote{border-left:4px solid #d0d7de;padding-left:.7rem;color:#57606a}
 .loose{color:#cf222e;font-weight:600} .muted{color:#57606a}
+figure{margin:1rem 0} figure img{max-width:100%;height:auto;border:1px solid #d0d7de}
+figcaption{color:#57606a;font-size:13px}
+td code{overflow-wrap:anywhere}
 """
 
 
@@ -77,8 +86,27 @@ def _bar(report: Report) -> str:
 
 
 def _value(value: object) -> str:
+    series = describe_series(value)
+    if series is not None:
+        return escape(series)
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return f"<code>{escape(str(text))}</code>"
+
+
+def _figure(plot: Plot) -> str:
+    return (
+        f'<figure><img src="{plot.data_uri}" alt="{escape(plot.alt)}">'
+        f"<figcaption>{escape(plot.title)}</figcaption></figure>"
+    )
+
+
+def _judgements(c: ClusterResult) -> str:
+    items = "".join(
+        f"<li>{_badge(Verdict(j['verdict']))} {escape(str(j.get('reason', '')))}</li>"
+        for j in c.judgements
+        if j.get("verdict") in {v.value for v in Verdict}
+    )
+    return f"<p><b>Judgements:</b></p><ul>{items}</ul>" if items else ""
 
 
 def _cluster(c: ClusterResult) -> str:
@@ -98,7 +126,8 @@ def _cluster(c: ClusterResult) -> str:
     scenarios = ", ".join(escape(s.name) for s in c.scenarios)
     return (
         f"<h4>{escape(c.cluster)} {_badge(c.verdict)}{crashed}</h4>"
-        f"<p>{escape(c.reason)}</p>{fix}<p class=muted>scenarios: {scenarios}</p>{evidence}"
+        f"<p>{escape(c.reason)}</p>{fix}{_judgements(c)}"
+        f"<p class=muted>scenarios: {scenarios}</p>{evidence}"
     )
 
 
@@ -159,20 +188,44 @@ def _guarantee(g: GuaranteeResult) -> str:
         f"<p><b>Thresholds:</b> {values}, window {g.thresholds.window_s}s</p>"
         f"{f'<ul>{overrides}</ul>' if overrides else ''}"
         f"<p><b>Verdict:</b> {escape(g.reason)}</p>{clusters}{_drill(g)}{_load(g)}"
+        f"{''.join(_figure(p) for p in guarantee_plots(g))}"
     )
 
 
-def _per_cluster(g: GuaranteeResult) -> str:
-    return " ".join(f"{escape(c.cluster)}: {_LABEL[c.verdict]}" for c in g.clusters) or "—"
+def _columns(report: Report, per_cluster: dict[str, dict[str, ClusterVerdict]]) -> list[str]:
+    """The summary's cluster columns: the target's clusters, then any other (``mesh`` last)."""
+    names = [c.name for c in report.run.clusters]
+    extra = {key for verdicts in per_cluster.values() for key in verdicts} - set(names)
+    return names + sorted(extra, key=lambda n: (n == MESH, n))
+
+
+def _per_cluster(verdicts: dict[str, ClusterVerdict], columns: list[str]) -> str:
+    return "".join(
+        f'<td title="{escape(verdicts[name].reason)}">{_badge(verdicts[name].verdict)}</td>'
+        if name in verdicts
+        else "<td><span class=muted>—</span></td>"
+        for name in columns
+    )
 
 
 def render_html(report: Report) -> str:
     """The report as one self-contained HTML page."""
     run, s = report.run, report.summary
+    order = [c.name for c in run.clusters]
+    per_cluster = {
+        g.id: {v.cluster: v for v in cluster_verdicts(g, order)} for g in report.guarantees
+    }
+    columns = _columns(report, per_cluster)
     rows = "".join(
-        f'<tr><td><a href="#{escape(g.id)}">{escape(g.id)}</a></td><td>{_badge(g.verdict)}</td>'
-        f"<td>{_per_cluster(g)}</td><td>{escape(g.reason)}</td></tr>"
+        f'<tr><td><a href="#{escape(g.id)}">{escape(g.id)}</a></td><td>{g.tier}</td>'
+        f"<td>{_badge(g.verdict)}</td>{_per_cluster(per_cluster[g.id], columns)}"
+        f"<td>{escape(g.reason)}</td></tr>"
         for g in report.guarantees
+    )
+    heads = "".join(f"<th>{escape(name)}</th>" for name in columns)
+    overview = "".join(_figure(p) for p in run_plots(report)) or (
+        "<p class=muted>No latency or success-rate series over time were recorded in this run: "
+        "the checks recorded totals over their windows, shown with each guarantee below.</p>"
     )
     clusters = ", ".join(f"{escape(c.name)} (context {escape(c.context)})" for c in run.clusters)
     errors = "".join(f"<li>{escape(e)}</li>" for e in run.errors)
@@ -181,6 +234,7 @@ def render_html(report: Report) -> str:
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>meshproof {escape(run.profile)} on {escape(run.target)}: {s.result}</title>
+<link rel="icon" href="data:,">
 <style>{_CSS}</style></head><body>
 <h1>meshproof: {escape(run.profile)} on {escape(run.target)}
 <span class="badge" style="background:{colour}">{s.result}</span></h1>
@@ -192,7 +246,8 @@ clusters {clusters} · meshproof {escape(run.meshproof_version)} · runbook
 {escape(run.runbook.get("title", ""))} v{escape(run.runbook.get("version", ""))}
 · exit code {run.exit_code}</p>
 {errors_html}
-<table><tr><th>guarantee</th><th>verdict</th><th>clusters</th><th>why</th></tr>{rows}</table>
+<table><tr><th>guarantee</th><th>tier</th><th>verdict</th>{heads}<th>why</th></tr>{rows}</table>
+{overview}
 {"".join(_guarantee(g) for g in report.guarantees)}
 </body></html>
 """

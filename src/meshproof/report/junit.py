@@ -5,7 +5,9 @@ Conventions (the schema Jenkins, GitLab and most CI parsers read): a
 ``<properties>`` describing the run, ``<testcase classname name time>``; a
 violated guarantee is a ``<failure>``, a not-measurable one ``<skipped>`` (its
 message says why, and "could not run" when the check crashed). A guarantee that
-no scenario checked is one skipped testcase named ``all clusters``.
+no scenario checked is one skipped testcase named ``all clusters``. A mesh-wide
+scenario's judgements give each cluster its testcase; what no cluster explains
+is the testcase ``mesh`` (``meshproof.report.clusters``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import platform
 import xml.etree.ElementTree as ET
 
+from meshproof.report.clusters import cluster_verdicts
 from meshproof.report.model import Report
 from meshproof.sli.verdict import Verdict
 
@@ -45,8 +48,9 @@ def render_junit(report: Report) -> bytes:
         ET.SubElement(properties, "property", name=name, value=value)
     tests = failures = skipped = 0
     total_time = 0.0
+    order = [c.name for c in run.clusters]
     for g in report.guarantees:
-        cases = g.clusters or ()
+        cases = cluster_verdicts(g, order)
         if not cases:
             case = ET.SubElement(
                 suite, "testcase", classname=f"{suite_name}.{g.id}", name=_NO_CLUSTER, time="0"
@@ -56,7 +60,7 @@ def render_junit(report: Report) -> bytes:
             skipped += 1
             continue
         for c in cases:
-            seconds = sum(s.duration_s for s in c.scenarios)
+            seconds = c.duration_s
             total_time += seconds
             case = ET.SubElement(
                 suite,

@@ -3,10 +3,13 @@
 ::
 
     [ run ]             the run, the selection, each scenario as it starts
-    [ phase ]           each step as it starts (the slow parts are visible)
+    [ phase ]           each step as it starts (the slow parts are visible), and every
+                        30 s while one runs: how long, and for a step that runs for the
+                        guarantee's window, about how much of the window is left
     [ HELD ] [ VIOLATED ] [ NOT MEASURABLE ]   each scenario as it ends, then each guarantee
     [ evidence ]        what a finished scenario recorded
     [ reports ]         where the reports are
+    [ push ]            where the results were pushed (``--pushgateway``), or why not
     [ summary ]         the violated and not-measurable guarantees, named; run problems
     N/M guarantees held, V violated, U not measurable      (always the last line)
 
@@ -16,11 +19,13 @@ Every line passes through the redactor: no credential is ever printed.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
 from meshproof.report.model import Report
+from meshproof.report.pushgateway import shown_url
 from meshproof.report.redact import Redactor
 from meshproof.run.plan import RunPlan
 from meshproof.run.results import MESH, ScenarioResult
@@ -37,11 +42,21 @@ _PREFIX = {
 }
 _MAX_EVIDENCE_LINES = 8
 _MAX_VALUE = 160
+_PROGRESS_EVERY_S = 30.0
+"""How often a running step is reported again (display cadence, not a wait)."""
+_WINDOW_STEP = "window"
+"""A step whose text names the window ("for the guarantee's window") lasts about that long."""
 
 
 def verdict_prefix(verdict: Verdict) -> str:
     """The line prefix of a verdict."""
     return _PREFIX[verdict]
+
+
+def _duration(seconds: float) -> str:
+    whole = max(int(seconds), 0)
+    minutes, secs = divmod(whole, 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def _short(value: Any) -> str:
@@ -54,11 +69,18 @@ def _short(value: Any) -> str:
 class Console:
     """Writes the run's terminal output to ``stream``."""
 
-    def __init__(self, stream: IO[str], redactor: Redactor) -> None:
+    def __init__(
+        self, stream: IO[str], redactor: Redactor, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._stream = stream
         self._redactor = redactor
+        self._clock = clock
         self._selected = 0
         self._started = 0
+        self._windows: dict[str, int] = {}
+        self._step: tuple[str, str, tuple[str, ...], float] | None = None
+        """The running step: who, its text, its guarantee ids, when it started."""
+        self._last_shown = 0.0
 
     def line(self, text: str) -> None:
         self._stream.write(self._redactor.text(text) + "\n")
@@ -71,6 +93,9 @@ class Console:
             f"[ run ] profile {plan.profile}: {len(plan.guarantees)} guarantees, "
             f"features from {plan.features_dir}, run id {plan.run_id}"
         )
+        self._windows = {
+            g.id: t.effective_thresholds(plan.catalog, g.id).window_s for g in plan.guarantees
+        }
 
     def event(self, event: Mapping[str, Any]) -> None:
         """Show one event of the results file."""
@@ -92,8 +117,35 @@ class Console:
             )
         elif kind == "step":
             self.line(f"[ phase ] {self._who(event)}: {event.get('step')}")
+            now = self._clock()
+            ids = tuple(event.get("ids") or ())
+            self._step = (self._who(event), str(event.get("step")), ids, now)
+            self._last_shown = now
         elif kind == "scenario":
+            self._step = None
             self.scenario(ScenarioResult.from_event(dict(event)))
+
+    def tick(self) -> None:
+        """Between events: say again what is running, every so often, with the time left."""
+        if self._step is None:
+            return
+        now = self._clock()
+        if now - self._last_shown < _PROGRESS_EVERY_S:
+            return
+        self._last_shown = now
+        who, step, ids, started = self._step
+        ran = now - started
+        windows = [self._windows[i] for i in ids if i in self._windows]
+        progress = f"running for {_duration(ran)}"
+        if windows and _WINDOW_STEP in step.lower():
+            window = max(windows)
+            left = window - ran
+            progress += (
+                f", about {_duration(left)} left of the {window}s window"
+                if left > 0
+                else f", past the {window}s window by {_duration(-left)}"
+            )
+        self.line(f"[ phase ] {who}: {step} - {progress}")
 
     @staticmethod
     def _who(event: Mapping[str, Any]) -> str:
@@ -115,6 +167,13 @@ class Console:
             self.line(f"[ evidence ] {ids} {where}: {item.get('key')}={_short(item.get('value'))}")
         if len(items) > _MAX_EVIDENCE_LINES:
             self.line(f"[ evidence ] {ids}: {len(items) - _MAX_EVIDENCE_LINES} more in the report")
+
+    def pushed(self, url: str, warning: str | None) -> None:
+        """Where the results were pushed, or the one warning line a failed push is."""
+        if warning:
+            self.line(f"[ push ] warning: {warning}; the run's result does not change")
+        else:
+            self.line(f"[ push ] results pushed to the Pushgateway at {shown_url(url)}")
 
     def summary(self, report: Report, exit_code: int, written: Mapping[str, Path]) -> None:
         """The closing summary; its last line is ``N/M guarantees held, ...``."""

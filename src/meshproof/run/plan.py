@@ -18,10 +18,13 @@ from meshproof.catalog import Catalog, Guarantee, load_catalog
 from meshproof.errors import ConfigError
 from meshproof.target import Target
 
-__all__ = ["FEATURES_DIR_ENV", "REQUIRE_ALL_ENV", "RunPlan", "default_features_dir", "make_plan"]
+__all__ = ["FEATURES_DIR_ENV", "REQUIRE_ALL_ENV", "RUN_ID_ENV", "RunPlan",
+           "default_features_dir", "make_plan"]
 
 FEATURES_DIR_ENV = "MESHPROOF_FEATURES_DIR"
 """Overrides the features directory (the runner's own tests point it at synthetic features)."""
+RUN_ID_ENV = "MESHPROOF_RUN_ID"
+"""The run's id, when the caller chooses it; the steps label what they create with it."""
 REQUIRE_ALL_ENV = "MESHPROOF_REQUIRE_ALL"
 """``1`` makes any not-measurable guarantee fail the run, like ``--require-all``."""
 
@@ -121,5 +124,5 @@ def make_plan(
         report_dir=report_dir.expanduser().resolve(),
         root=_project_root(chosen),
         require_all=require_all,
-        run_id=secrets.token_hex(4),
+        run_id=os.environ.get(RUN_ID_ENV) or secrets.token_hex(4),
     )

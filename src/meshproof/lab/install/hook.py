@@ -7,20 +7,28 @@ import asyncio
 import json
 import ssl
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
+import yaml
 
 from meshproof.errors import LabError
 from meshproof.lab.install.bootstrap import LabClusterLike, install_mesh
 from meshproof.lab.state import ClusterEndpoint, LabPaths, write_target
 from meshproof.timeouts import DEFAULT_TIMEOUTS
 
-__all__ = ["install_mesh_hook", "prometheus_url", "SCRAPED_APPS"]
+__all__ = ["install_mesh_hook", "prometheus_url", "LAB_FAULTS", "SCRAPED_APPS"]
 
 SCRAPED_APPS = ("istiod", "istio-eastwestgateway")
 """``up`` of these is what the availability guarantees read; the lab is ready once they show."""
+
+
+LAB_FAULTS = ("eastwest-gateway-loss", "istiod-outage", "http-fault", "circuit-breaker-trip",
+              "mesh-config-loss")
+"""The drill faults the lab's target allows in every cluster (its blast radius): the lab
+is disposable, and every drill experiment must be able to run on it."""
 
 
 class HookCluster(LabClusterLike, Protocol):
@@ -79,3 +87,15 @@ async def install_mesh_hook(running: Sequence[Any], paths: LabPaths) -> None:
     await asyncio.gather(*(_scraped(c, timeout=timeout) for c in clusters))
     write_target(paths.target, [c.endpoint() for c in clusters], prometheus=prometheus,
                  consul=True)
+    _allow_lab_faults(paths.target, [c.name for c in clusters])
+
+
+def _allow_lab_faults(path: Path, clusters: Sequence[str]) -> None:
+    """Add the blast radius (``destructive.allowed``) to the target file just written."""
+    text = path.read_text()
+    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
+    doc = yaml.safe_load(text)
+    doc["destructive"] = {"allowed": {name: list(LAB_FAULTS) for name in clusters}}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(header + yaml.safe_dump(doc, sort_keys=False))
+    tmp.replace(path)

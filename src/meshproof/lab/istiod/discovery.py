@@ -141,6 +141,7 @@ class Discovery:
                 default_config = mesh.get("defaultConfig") or {}
                 return MeshSettings(
                     trust_domain=str(mesh.get("trustDomain", "cluster.local")),
+                    trust_domain_aliases=[str(a) for a in mesh.get("trustDomainAliases") or []],
                     mesh_id=str(default_config.get("meshId", mesh.get("meshId", "mesh1"))),
                     root_namespace=str(mesh.get("rootNamespace", "istio-system")),
                     default_config=default_config,

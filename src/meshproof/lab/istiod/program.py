@@ -30,6 +30,7 @@ WEBHOOK = "istio-sidecar-injector"
 PROXY_IMAGE = "docker.io/istio/proxyv2:1.31.0"
 SYNC_TIMEOUT = 30.0
 PUBLISH_EVERY = 5.0
+FIRST_PUSH_POLL = 0.05
 
 
 def _in_cluster(ctx: ContainerContext) -> ApiEndpoint:
@@ -79,6 +80,12 @@ async def _main(ctx: ContainerContext) -> int:
     discovery.start()
     if not await discovery.synced(SYNC_TIMEOUT):
         log("caches did not sync in time; serving anyway")
+    # The first push also registers the remote clusters of the remote secrets: istiod does not
+    # report itself managing none of them while it starts.
+    for _ in range(int(SYNC_TIMEOUT / FIRST_PUSH_POLL)):
+        if discovery.generation:
+            break
+        await asyncio.sleep(FIRST_PUSH_POLL)
     mesh = discovery.build_view().mesh
     ttl = parse_ttl(ctx.env.get("DEFAULT_WORKLOAD_CERT_TTL", ""), datetime.timedelta(hours=24))
     ca = WorkloadCA.from_cacerts(ctx.path("/etc/cacerts"), trust_domain=mesh.trust_domain,

@@ -86,6 +86,12 @@ class IstiodServer:
             return web.json_response({"error": "namespace and pod are required"}, status=400)
         wait = min(float(q.get("wait", "20")), MAX_WAIT)
         applied = q.get("applied", q.get("version", ""))
+        if applied and (namespace, pod) not in self.discovery.proxies:
+            # A proxy reconnecting to a restarted istiod: a new xDS stream starts with a full
+            # push, which a proxy already holding that config acknowledges at once.
+            current = self.discovery.config_for(namespace, pod)
+            if current is not None and current.version == applied:
+                await self.discovery.poll(namespace, pod, "", 0)
         config = await self.discovery.poll(namespace, pod, applied, wait)
         if config is None:
             return web.Response(status=304)

@@ -20,12 +20,16 @@ from meshproof.lab.mesh.config import (
     Inbound,
     InboundPort,
     Ingress,
+    OutboundCluster,
     ProxyConfig,
     ProxyMode,
     StatsMatcher,
 )
 
 __all__ = ["APP_PORT_OFFSET", "config_version", "proxy_config_for", "proxy_mode"]
+
+SPIFFE_PREFIX = "spiffe://"
+
 
 def proxy_mode(pod: Obj) -> ProxyMode:
     istio = labels_of(pod).get("istio", "")
@@ -144,6 +148,24 @@ def _ingress(view: MeshView, pod: Obj) -> tuple[Ingress, list[str]]:
     return Ingress(servers=servers), refs
 
 
+def _with_trust_domain_aliases(clusters: list[OutboundCluster], aliases: list[str]) -> None:
+    """Each SPIFFE id a client accepts, also under every trust domain alias.
+
+    As istiod expands the service accounts of a service with
+    ``meshConfig.trustDomainAliases`` (``spiffe.ExpandWithTrustDomains`` in
+    istio/istio pilot/pkg/model/push_context.go, ``initServiceAccounts``).
+    """
+    if not aliases:
+        return
+    for cluster in clusters:
+        expanded = set(cluster.subject_alt_names)
+        for san in cluster.subject_alt_names:
+            domain, sep, rest = san.removeprefix(SPIFFE_PREFIX).partition("/")
+            if san.startswith(SPIFFE_PREFIX) and domain and sep:
+                expanded.update(f"{SPIFFE_PREFIX}{alias}/{rest}" for alias in aliases)
+        cluster.subject_alt_names = sorted(expanded)
+
+
 def proxy_config_for(view: MeshView, pod: Obj) -> ProxyConfig:
     """The config for the proxy in ``pod`` of the local cluster (without a certificate)."""
     mode = proxy_mode(pod)
@@ -164,6 +186,7 @@ def proxy_config_for(view: MeshView, pod: Obj) -> ProxyConfig:
         config.clusters = outbound_clusters(view, identity.namespace, identity.network)
         config.virtual_hosts = sidecar_virtual_hosts(view)
         config.inbound = _inbound(view, pod)
+    _with_trust_domain_aliases(config.clusters, view.mesh.trust_domain_aliases)
     config.version = config_version(config)
     return config
 

@@ -50,7 +50,8 @@ def selector_matches_labels(selector: dict[str, str] | None, labels: dict[str, s
 
 
 def duration_seconds(value: Any, default: float | None = None) -> float | None:
-    """A protobuf Duration as Istio's YAML writes it (``10s``, ``1.5s``, ``100ms``, ``1h``, ``1m``)."""
+    """A protobuf Duration as Istio's YAML writes it (``10s``, ``1.5s``, ``100ms``, ``1h``,
+    ``1m``)."""
     if value is None or value == "":
         return default
     if isinstance(value, int | float):
@@ -117,6 +118,8 @@ class MeshSettings:
     """The parts of the ``istio`` ConfigMap's mesh config istiod acts on."""
 
     trust_domain: str = "cluster.local"
+    trust_domain_aliases: list[str] = field(default_factory=list)
+    """meshConfig.trustDomainAliases: other trust domains whose identities this mesh accepts."""
     mesh_id: str = "mesh1"
     root_namespace: str = "istio-system"
     default_config: Obj = field(default_factory=dict)

@@ -32,6 +32,7 @@ from meshproof.lab.kube.apierrors import (
 )
 from meshproof.lab.kube.bodies import read_body
 from meshproof.lab.kube.interfaces import Conflict, NotFound, PodRuntime, ResourceKind
+from meshproof.lab.kube.paging import page, parse_limit
 from meshproof.lab.kube.patch import APPLY_PATCH, apply_patch, merge_patch, strategic_merge_patch
 from meshproof.lab.kube.requestlog import RequestLog
 from meshproof.lab.kube.resources import ResourceInfo
@@ -299,12 +300,16 @@ class ApiServer:
         items, rv = await self.store.list(t.res, namespace=t.namespace,
                                           label_selector=q.get("labelSelector", ""),
                                           field_selector=q.get("fieldSelector", ""))
+        chunk = page(items, limit=parse_limit(q.get("limit", "")), token=q.get("continue", ""),
+                     resource_version=rv, compacted=self.store.compacted,
+                     selected=bool(q.get("labelSelector") or q.get("fieldSelector")))
         if wants_table(request.headers.get("Accept", "")):
             crd = await self._crd_for(t) if t.info.crd else None
-            return web.json_response(to_table(t.res, items, rv, q.get("includeObject", ""),
-                                              crd=crd), content_type="application/json")
+            table = to_table(t.res, chunk.items, rv, q.get("includeObject", ""), crd=crd)
+            table["metadata"] = chunk.metadata
+            return web.json_response(table, content_type="application/json")
         return web.json_response({"kind": f"{t.res.kind}List", "apiVersion": t.res.api_version,
-                                  "metadata": {"resourceVersion": rv}, "items": items})
+                                  "metadata": chunk.metadata, "items": chunk.items})
 
     async def _watch(self, request: web.Request, t: Target) -> web.StreamResponse:
         q = request.query

@@ -161,6 +161,11 @@ class MemoryStore:
         """The newest resourceVersion handed out."""
         return str(self._rv)
 
+    @property
+    def compacted(self) -> int:
+        """The newest resourceVersion whose change may have left the history."""
+        return self._compacted
+
     async def create(self, res: ResourceKind, obj: Obj, *, namespace: str | None,
                      dry_run: bool = False) -> Obj:
         obj = copy.deepcopy(obj)

@@ -1,4 +1,5 @@
-"""The container program of ``istio/proxyv2``: ``istio-iptables`` (init) or ``proxy sidecar|router``.
+"""The container program of ``istio/proxyv2``: ``istio-iptables`` (init) or ``proxy
+sidecar|router``.
 
 ``istio-iptables`` has nothing to change in the lab: the kubelet points an
 injected pod's app containers at the sidecar (``HTTP_PROXY``) and moves them off
@@ -7,6 +8,12 @@ a real pod. ``proxy`` runs pilot-agent's loops around the lab proxy: the
 workload certificate from istiod (rotated at half-life), config pushed by
 istiod, applied as Envoy applies xDS (the last good config stays in force while
 istiod is away).
+
+A proxy whose pod directory holds ``memory-leak`` (``meshproof lab break
+proxy-bloat``) leaks: it takes and keeps ``LEAK_BYTES`` of real memory, a
+``LEAK_STEP`` at a time, so its resident memory, which the lab's
+``server.memory_allocated`` reports, passes the runbook's high-memory bound.
+Removing the file gives the memory back.
 """
 
 from __future__ import annotations
@@ -38,6 +45,11 @@ NETWORK_FILE = "network.json"
 STALE_FLAG = "proxy-stale"
 """In the pod directory: this proxy's config stream is stuck (``lab break proxy-stale``)."""
 WATCH_EVERY = 1.0
+LEAK_FLAG = "memory-leak"
+"""In the pod directory: this proxy leaks memory (``lab break proxy-bloat``)."""
+LEAK_BYTES = 640 << 20
+"""How much a leaking proxy holds at most: past half of istio-proxy's default 1 GiB limit."""
+LEAK_STEP = 64 << 20
 
 
 def _lab_root(ctx: ContainerContext) -> Path:
@@ -64,6 +76,7 @@ class _Agent:
         self.config: ProxyConfig | None = None
         self._lock = asyncio.Lock()
         self._cert_ready = asyncio.Event()
+        self._leaked: list[bytearray] = []
 
     def log(self, level: str, scope: str, message: str) -> None:
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -154,6 +167,25 @@ class _Agent:
                 await self._apply()
 
 
+    async def leak(self, stop: asyncio.Event) -> None:
+        """Hold memory while the pod directory has ``LEAK_FLAG``; let it go when it is gone."""
+        flag = Path(self.ctx.pod_dir) / LEAK_FLAG
+        while not stop.is_set():
+            if flag.exists():
+                if len(self._leaked) * LEAK_STEP < LEAK_BYTES:
+                    # Filled, not just reserved: untouched pages would not be resident.
+                    self._leaked.append(bytearray(b"\x5a") * LEAK_STEP)
+                    if len(self._leaked) * LEAK_STEP >= LEAK_BYTES:
+                        self.log("warn", "envoy", f"heap holds {LEAK_BYTES >> 20} MiB leaked")
+            elif self._leaked:
+                self._leaked.clear()
+                self.log("info", "envoy", "leaked memory released")
+            try:
+                await asyncio.wait_for(stop.wait(), WATCH_EVERY / 4)
+            except TimeoutError:
+                pass
+
+
 async def _proxy(ctx: ContainerContext) -> int:
     pod_dir = Path(ctx.pod_dir)
     proxy = Proxy(pod_ip=ctx.pod_ip, pod_dir=pod_dir,
@@ -167,7 +199,8 @@ async def _proxy(ctx: ContainerContext) -> int:
         loop.add_signal_handler(sig, stop.set)
     tasks = [asyncio.create_task(agent.certificates(stop)),
              asyncio.create_task(agent.configs(stop)),
-             asyncio.create_task(agent.network(stop))]
+             asyncio.create_task(agent.network(stop)),
+             asyncio.create_task(agent.leak(stop))]
     await stop.wait()
     for task in tasks:
         task.cancel()

@@ -18,7 +18,8 @@ from meshproof.lab.switches.api import api, forget, load, plain, save
 from meshproof.timeouts import DEFAULT_TIMEOUTS
 from meshproof.waiting import eventually
 
-__all__ = ["NETWORK_FILE", "SLOW_WAN_ONE_WAY_MS", "STALE_FLAG", "register"]
+__all__ = ["NETWORK_FILE", "SLOW_WAN_ONE_WAY_MS", "STALE_FLAG", "register", "restart",
+           "restart_mesh"]
 
 NETWORK_FILE = "network.json"
 """In the lab directory: the WAN between the clusters, read by the east-west gateways."""
@@ -28,6 +29,7 @@ SLOW_WAN_ONE_WAY_MS = (70.0, 90.0)
 """Each direction; with two gateway crossings per request the round trip alone passes 100 ms."""
 FOREIGN_CLUSTER = "gcp-gke"
 RESTARTED = ("istio-system", "sample", "production")
+ISTIOD = ("istio-system", "istiod")
 
 
 def _slow_wan(paths: LabPaths) -> None:
@@ -57,12 +59,14 @@ def _stale_off(paths: LabPaths) -> None:
         flag.unlink(missing_ok=True)
 
 
-def _restart_everything(paths: LabPaths, context: str) -> None:
-    """``kubectl rollout restart`` of every Deployment that holds a workload certificate."""
+def restart_mesh(paths: LabPaths, context: str) -> None:
+    """``kubectl rollout restart`` of istiod, then of every other Deployment that holds a
+    workload certificate: the new pods ask the restarted istiod for their certificates."""
     apps = client.AppsV1Api(api(paths, context))
     names = [(namespace, d["metadata"]["name"]) for namespace in RESTARTED
              for d in plain(apps.list_namespaced_deployment(namespace)).get("items") or []]
-    restart(paths, context, names)
+    restart(paths, context, [n for n in names if n == ISTIOD])
+    restart(paths, context, [n for n in names if n != ISTIOD])
 
 
 def restart(paths: LabPaths, context: str, names: list[tuple[str, str]]) -> None:
@@ -100,7 +104,7 @@ def _foreign_ca(paths: LabPaths) -> None:
                                                          (root.cert,)))
     encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
     core.patch_namespaced_secret("cacerts", "istio-system", {"data": encoded})
-    _restart_everything(paths, FOREIGN_CLUSTER)
+    restart_mesh(paths, FOREIGN_CLUSTER)
 
 
 def _own_ca(paths: LabPaths) -> None:
@@ -109,7 +113,7 @@ def _own_ca(paths: LabPaths) -> None:
         return
     core = client.CoreV1Api(api(paths, FOREIGN_CLUSTER))
     core.patch_namespaced_secret("cacerts", "istio-system", {"data": saved})
-    _restart_everything(paths, FOREIGN_CLUSTER)
+    restart_mesh(paths, FOREIGN_CLUSTER)
     forget(paths, "trust-domain-mismatch")
 
 
