@@ -9,10 +9,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 
 from meshproof.lab.switches import SWITCH_BREAKS, SWITCH_CASCADES
+from tests.report.chromium import chromium_binary, visit
 from tests.support.lab import RunningLab, lab_command, running_lab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.lab, pytest.mark.prometheus]
@@ -67,6 +69,25 @@ def test_the_healthy_lab_holds_every_nightly_guarantee(mesh_lab: RunningLab,
     assert verdicts(plain) == verdicts(report), (
         f"plain pytest: {verdicts(plain)}\nmeshproof run: {verdicts(report)}\n"
         f"{plain_output[-4000:]}")
+
+
+def test_the_healthy_runs_reports_parse_and_open_in_chromium(e2e_reports: Path) -> None:
+    """The nightly run on the lab writes all four formats: JUnit XML and Cucumber JSON parse,
+    and the HTML report opens in headless Chromium without console errors, images loaded."""
+    reports = e2e_reports / "healthy"
+    if not (reports / "report.json").exists():
+        pytest.skip("the healthy run was not made in this session (select it too)")
+    suite = ElementTree.parse(reports / "junit.xml").getroot()
+    assert list(suite.iter("testcase")), "junit.xml has no testcase"
+    features = json.loads((reports / "cucumber.json").read_text())
+    assert features and all({"uri", "name", "elements"} <= set(f) for f in features)
+    assert json.loads((reports / "certificate.json").read_text())
+    browser = chromium_binary()
+    if browser is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    seen = visit(reports / "index.html", reports / "index.png", binary=browser)
+    assert seen.console_errors == [], seen.console_errors
+    assert seen.images and all(i["complete"] and i["naturalWidth"] > 0 for i in seen.images)
 
 
 NIGHTLY_SWITCHES = {name: breaks for name, breaks in SWITCH_BREAKS.items()
