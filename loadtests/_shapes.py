@@ -1,5 +1,9 @@
 """Load shapes shared by meshproof's locustfiles: ``steady`` and ``step``.
 
+``--stop-file`` (env ``MESHPROOF_LOAD_STOP_FILE``) ends either early, the way the
+end of ``-t`` does, once that file exists: the library's way to stop a run that has
+what it needs.
+
 Selected with ``--shape`` (env ``MESHPROOF_LOAD_SHAPE``); both honour Locust's
 own ``-u`` (peak users), ``-r`` (spawn rate) and ``-t`` (run time), so a plain
 ``locust -f loadtests/helloworld.py --headless -u 10 -t 30s --host ...`` is a
@@ -12,6 +16,7 @@ when it is given the whole ``loadtests/`` directory.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from locust import LoadTestShape, events
@@ -38,6 +43,12 @@ def _shape_options(parser: Any, **_: Any) -> None:
         help="users added at each step of the 'step' shape",
     )
     parser.add_argument(
+        "--stop-file",
+        default="",
+        env_var="MESHPROOF_LOAD_STOP_FILE",
+        help="end the run (users stop, output is written) once this file exists",
+    )
+    parser.add_argument(
         "--step-seconds",
         type=float,
         default=10.0,
@@ -58,6 +69,8 @@ class MeshproofShape(LoadTestShape):
         elapsed = self.get_run_time()
         run_time = options.run_time or 0
         if run_time and elapsed >= run_time:
+            return None
+        if options.stop_file and os.path.exists(options.stop_file):
             return None
         users = users_at(
             elapsed,

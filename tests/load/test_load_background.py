@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
@@ -49,6 +50,23 @@ def test_close_ends_runs_that_do_not_have_enough(tmp_path: Path) -> None:
         load.close()
         result = load.results()["a"]
     assert isinstance(result, LoadResult) and result.stopped_early
+    assert (result.ended_at - result.started_at).total_seconds() < RUN_S / 2
+
+
+def test_runs_started_with_ctrl_c_ignored_still_stop_once_they_have_enough(
+        tmp_path: Path) -> None:
+    """A suite started as a background job of a non-interactive shell (as CI may start it)
+    hands SIGINT ignored to Locust; the runs must still end when they have enough."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with load_target(delay_s=0.01) as target:
+            load = BackgroundLoad({"a": _plan(target.url, tmp_path)},
+                                  enough=lambda p: p.requests >= 20)
+            load.release()
+            result = load.results()["a"]
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert isinstance(result, LoadResult) and result.stopped_early and not result.overran
     assert (result.ended_at - result.started_at).total_seconds() < RUN_S / 2
 
 

@@ -20,10 +20,16 @@ from meshproof.load.plan import LoadPlan, redact_url
 __all__ = [
     "FAILURES_EXIT_CODE",
     "LOCUST_FILES_PREFIX",
+    "STOP_FILE",
     "LocustCommands",
     "locust_commands",
     "redact_command",
 ]
+
+STOP_FILE = "stop"
+"""In the output dir: once it exists, meshproof's load shape ends the run (Locust then stops its
+users and writes its output, as at the end of ``-t``). A file, not a signal: a process started
+with SIGINT ignored (a background job of a non-interactive shell) keeps ignoring Ctrl-C."""
 
 LOCUST_FILES_PREFIX = "locust"
 """Locust writes ``locust_stats.csv``, ``locust_failures.csv`` in the output dir; the runner
@@ -101,6 +107,7 @@ def locust_commands(
     main += list(plan.user_classes)
     env = {
         "MESHPROOF_LOAD_RECORD_DIR": os.fspath(record_dir),
+        "MESHPROOF_LOAD_STOP_FILE": os.fspath(output_dir / STOP_FILE),
         "MESHPROOF_LOAD_SHAPE": plan.shape,
         "MESHPROOF_LOAD_STEP_USERS": str(max(1, plan.step_users)),
         "MESHPROOF_LOAD_STEP_SECONDS": f"{plan.step_s if plan.step_s > 0 else 10.0:g}",

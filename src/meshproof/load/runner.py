@@ -25,6 +25,7 @@ from meshproof.errors import ConfigError, MeshproofError, WaitTimeout
 from meshproof.load.command import (
     FAILURES_EXIT_CODE,
     LOCUST_FILES_PREFIX,
+    STOP_FILE,
     locust_commands,
     redact_command,
 )
@@ -43,7 +44,8 @@ from meshproof.waiting import eventually
 __all__ = ["ensure_locust", "run_load"]
 
 STOP_SIGNAL = signal.SIGINT
-"""Ends a Locust run early: its Ctrl-C handling stops the users and writes the output."""
+"""Stops a Locust run that overran: its Ctrl-C handling stops the users and writes the output
+(a run that has what it needs is ended through ``STOP_FILE`` instead)."""
 
 # Lines of a Locust log quoted in an error message.
 _LOG_TAIL_LINES = 12
@@ -158,6 +160,7 @@ def _prepare_output(plan: LoadPlan) -> tuple[Path, Path]:
         # Records of an earlier run in the same directory would be counted twice.
         for stale in record_dir.glob(RECORD_FILE_GLOB):
             stale.unlink()
+        (output_dir / STOP_FILE).unlink(missing_ok=True)
     except OSError as exc:
         raise ConfigError(f"load: cannot prepare output directory {output_dir}: {exc}") from exc
     return output_dir, record_dir
@@ -223,7 +226,7 @@ def run_load(plan: LoadPlan) -> LoadResult:
                     running = requests > 0 or now - began >= plan.startup_s
                     if running and plan.stop_when(progress):
                         stopped_early = True
-                        _signal_group(main, STOP_SIGNAL)
+                        (output_dir / STOP_FILE).touch()
                 assert code is not None, f"{what} still running"
                 return code
 
