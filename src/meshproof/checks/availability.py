@@ -20,12 +20,20 @@ def up_query(app: str) -> str:
 
 def judge_up_availability(prom: PromQL, *, app: str, window_s: int, required: float,
                           step_s: float, now: float | None = None) -> Judgement:
+    """The share of the window ``app``'s pods were up, from ``up`` at ``step_s`` resolution.
+
+    The query looks back one more window: a series that was scraped before the window and
+    then went missing was down (its target vanished), while one first scraped inside the
+    window (a fresh install) was not down before it existed; its share is measured from its
+    first sample, and when that leaves more than two steps of the window unseen the verdict
+    is not measurable.
+    """
     # Whole seconds: the client sends range bounds rounded, and the judged window must be
     # the one Prometheus evaluated.
     end = float(math.floor(now if now is not None else time.time()))
     start = end - window_s
     query = up_query(app)
-    series = prom.range(query, start=datetime.fromtimestamp(start, UTC),
+    series = prom.range(query, start=datetime.fromtimestamp(start - window_s, UTC),
                         end=datetime.fromtimestamp(end, UTC), step_s=step_s)
     evidence = {"query": query, "prometheus": prom.cluster, "window_s": window_s,
                 "start": start, "end": end}
@@ -34,13 +42,17 @@ def judge_up_availability(prom: PromQL, *, app: str, window_s: int, required: fl
                          f"{app} on {prom.cluster}: Prometheus has no up series for the pods "
                          f"(is the kubernetes-pods job scraping them?)", evidence)
     points = series[0].points
-    if points[0][0] > start + 2 * step_s:
+    what = f"{app} on {prom.cluster}"
+    measured_from = start
+    if points[0][0] > start:
         evidence["first_sample"] = points[0][0]
-        return Judgement(Verdict.NOT_MEASURABLE,
-                         f"{app} on {prom.cluster}: Prometheus holds only "
-                         f"{end - points[0][0]:.0f}s of the {window_s}s window", evidence)
-    measured = availability(points, start=start, end=end, staleness=2 * step_s)
-    judgement = judge_availability(measured, required=required,
-                                   what=f"{app} on {prom.cluster}")
+        if points[0][0] > start + 2 * step_s:
+            return Judgement(Verdict.NOT_MEASURABLE,
+                             f"{what}: Prometheus holds only "
+                             f"{end - points[0][0]:.0f}s of the {window_s}s window", evidence)
+        measured_from = points[0][0]
+        what += f" (first scraped {points[0][0] - start:.0f}s into the window)"
+    measured = availability(points, start=measured_from, end=end, staleness=2 * step_s)
+    judgement = judge_availability(measured, required=required, what=what)
     judgement.evidence.update(evidence)
     return judgement
