@@ -15,28 +15,38 @@ STEP = 5.0
 
 
 class RangeOnly:
-    """Answers a range query with fixed points, as Prometheus would for those samples."""
+    """Answers a range query from raw samples as Prometheus does: at each step the latest
+    sample within the lookback, none after a staleness marker (``None``: the target went)."""
 
     cluster = "aws-eks"
+    lookback = 300.0
 
-    def __init__(self, points: list[tuple[float, float]]) -> None:
-        self.points = points
-        self.asked: list[tuple[float, float]] = []
+    def __init__(self, samples: list[tuple[float, float | None]]) -> None:
+        self.samples = samples
+        self.asked: list[tuple[float, float, float]] = []
 
     def range(self, query: str, *, start: datetime, end: datetime, step_s: float) -> list[Series]:
-        self.asked.append((start.timestamp(), end.timestamp()))
-        inside = [p for p in self.points if start.timestamp() <= p[0] <= end.timestamp()]
-        return [Series({}, inside)] if inside else []
+        self.asked.append((start.timestamp(), end.timestamp(), step_s))
+        points: list[tuple[float, float]] = []
+        t = start.timestamp()
+        while t <= end.timestamp():
+            latest = [v for ts, v in self.samples if t - self.lookback < ts <= t]
+            if latest and latest[-1] is not None:
+                points.append((t, latest[-1]))
+            t += step_s
+        return [Series({}, points)] if points else []
 
 
-def judge(points: list[tuple[float, float]]) -> tuple[Verdict, str]:
+def judge(points: list[tuple[float, float | None]]) -> tuple[Verdict, str]:
     j = judge_up_availability(RangeOnly(points), app="istiod", window_s=WINDOW,  # type: ignore[arg-type]
                               required=0.999, step_s=STEP, now=NOW)
     return j.verdict, j.reason
 
 
-def steps(first: float, last: float, value: float = 1.0) -> list[tuple[float, float]]:
-    out, t = [], first
+def steps(first: float, last: float,
+          value: float | None = 1.0) -> list[tuple[float, float | None]]:
+    out: list[tuple[float, float | None]] = []
+    t = first
     while t <= last:
         out.append((t, value))
         t += STEP
@@ -50,8 +60,9 @@ def test_a_series_first_scraped_just_inside_the_window_is_judged_from_its_first_
 
 
 def test_a_series_that_went_missing_inside_the_window_was_down() -> None:
-    # Scraped before the window, gone for 15 s at its start, back since: an outage.
-    points = steps(NOW - 2 * WINDOW, NOW - WINDOW - 10) + steps(NOW - WINDOW + 5, NOW)
+    # Scraped before the window, gone (stale) for 15 s at its start, back since: an outage.
+    points = (steps(NOW - 2 * WINDOW, NOW - WINDOW - 10)
+              + steps(NOW - WINDOW - 5, NOW - WINDOW - 5, None) + steps(NOW - WINDOW + 5, NOW))
     verdict, reason = judge(points)
     assert verdict is Verdict.VIOLATED, reason
 
@@ -72,4 +83,23 @@ def test_the_query_looks_back_one_more_window() -> None:
     prom = RangeOnly(steps(NOW - 2 * WINDOW, NOW))
     judge_up_availability(prom, app="istiod", window_s=WINDOW, required=0.999,  # type: ignore[arg-type]
                           step_s=STEP, now=NOW)
-    assert prom.asked == [(NOW - 2 * WINDOW, NOW)]
+    assert prom.asked == [(NOW - 2 * WINDOW, NOW, 1.0)]
+
+
+def test_one_failed_scrape_between_steps_of_a_scrape_interval_is_not_stepped_over() -> None:
+    # Scrapes every 5 s at x.5 s; one of them failed. A 5 s step would only see x.0 points.
+    samples = steps(NOW - 2 * WINDOW + 0.5, NOW - 12.5) + steps(NOW - 7.5, NOW - 7.5, 0.0) + \
+        steps(NOW - 2.5, NOW)
+    verdict, reason = judge(samples)
+    assert verdict is Verdict.VIOLATED, reason
+
+
+def test_scrapes_sparser_than_the_resolution_are_not_unobserved_time() -> None:
+    # A real mesh's Prometheus scrapes every 15 s: the points between scrapes hold.
+    samples: list[tuple[float, float | None]] = []
+    t = NOW - 2 * WINDOW
+    while t <= NOW:
+        samples.append((t, 1.0))
+        t += 15.0
+    verdict, reason = judge(samples)
+    assert verdict is Verdict.HELD, reason
