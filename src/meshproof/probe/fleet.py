@@ -18,13 +18,13 @@ from typing import Any, Literal
 
 from meshproof.clients.kube import ClusterApi
 from meshproof.errors import MeshproofError
+from meshproof.safety.marks import RUN_ID_LABEL
 from meshproof.timeouts import Timeouts
 from meshproof.waiting import eventually
 
 __all__ = ["ProbeFleet", "DEFAULT_IMAGE", "RUN_ID_LABEL", "MANAGED_BY", "AGENT_PORT"]
 
 DEFAULT_IMAGE = "python:3.12-slim"
-RUN_ID_LABEL = "meshproof.io/run-id"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "meshproof"}
 AGENT_PORT = 8080
 Kind = Literal["mesh", "plain"]
