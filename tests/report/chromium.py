@@ -15,8 +15,10 @@ import base64
 import contextlib
 import itertools
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -160,7 +162,11 @@ async def _drive(port: int, page: Path, screenshot: Path) -> PageVisit:
 
 def visit(page: Path, screenshot: Path, *, binary: str) -> PageVisit:
     """Open ``page`` in headless Chromium, save a full-page PNG to ``screenshot``."""
-    with tempfile.TemporaryDirectory(prefix="meshproof-chromium-") as profile:
+    # Chromium's helper processes can still be writing the profile as the
+    # browser exits; the whole process group is stopped and a straggling file
+    # left behind does not fail the visit.
+    with tempfile.TemporaryDirectory(prefix="meshproof-chromium-",
+                                     ignore_cleanup_errors=True) as profile:
         log = Path(profile, "stderr.log")
         with log.open("wb") as stderr:
             proc = subprocess.Popen(
@@ -172,16 +178,30 @@ def visit(page: Path, screenshot: Path, *, binary: str) -> PageVisit:
                     f"--user-data-dir={profile}/data", "--window-size=1280,900", "about:blank",
                 ],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+                start_new_session=True,
             )
         try:
             return asyncio.run(_drive(_devtools_port(proc, log), page, screenshot))
         finally:
-            proc.terminate()
+            _stop_group(proc)
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """Stop Chromium and every helper process it started (its own session)."""
+    for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            continue
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
             try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(_POLL_S)
 
 
 def _devtools_port(proc: subprocess.Popen[bytes], log: Path) -> int:
