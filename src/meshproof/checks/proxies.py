@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from meshproof.clients.kube import ClusterApi
+from meshproof.errors import MeshproofError
 from meshproof.sli.ratios import judge_ratio, success_ratio
 from meshproof.sli.verdict import Judgement, Verdict
 
@@ -20,15 +21,25 @@ __all__ = ["sync_status", "judge_proxy_health", "SYNC_KINDS"]
 SYNC_KINDS = ("cluster", "listener", "route", "endpoint")
 
 
-def sync_status(api: ClusterApi) -> dict[str, dict[str, Any]]:
-    """istiod's view of its proxies, keyed ``<pod>.<namespace>`` (every istiod pod merged)."""
+def sync_status(api: ClusterApi, unanswered: list[str] | None = None
+                ) -> dict[str, dict[str, Any]]:
+    """istiod's view of its proxies, keyed ``<pod>.<namespace>`` (every istiod pod merged).
+    An istiod pod that does not answer (crash-looping, overloaded) knows of no proxy; its
+    name and the error go to ``unanswered``."""
     pods = api.get("/api/v1/namespaces/istio-system/pods", labelSelector="app=istiod")
     out: dict[str, dict[str, Any]] = {}
     for pod in pods.get("items") or []:
         if (pod.get("status") or {}).get("phase") != "Running":
             continue
-        raw = api.proxy("pods", "istio-system", pod["metadata"]["name"], 15014, "debug/syncz")
-        for row in json.loads(raw or b"[]"):
+        name = pod["metadata"]["name"]
+        try:
+            raw = api.proxy("pods", "istio-system", name, 15014, "debug/syncz")
+            rows = json.loads(raw or b"[]")
+        except (MeshproofError, ValueError) as exc:
+            if unanswered is not None:
+                unanswered.append(f"{name}: {exc}")
+            continue
+        for row in rows:
             out[str(row.get("proxy", ""))] = row
     return out
 
@@ -38,7 +49,8 @@ def _stale(row: dict[str, Any]) -> list[str]:
 
 
 def judge_proxy_health(api: ClusterApi, *, namespaces: list[str], required: float) -> Judgement:
-    sync = sync_status(api)
+    unanswered: list[str] = []
+    sync = sync_status(api, unanswered)
     proxies: list[str] = []
     problems: dict[str, str] = {}
     for ns in namespaces:
@@ -62,6 +74,8 @@ def judge_proxy_health(api: ClusterApi, *, namespaces: list[str], required: floa
                                 f", acked {row.get('cluster_acked')})"
     evidence = {"proxies": len(proxies), "problems": dict(sorted(problems.items())[:20]),
                 "istiod_connected": len(sync)}
+    if unanswered:
+        evidence["istiod_unanswered"] = unanswered
     if not proxies:
         return Judgement(Verdict.NOT_MEASURABLE,
                          f"no sidecar proxies in {', '.join(namespaces)} on {api.cluster}",
