@@ -208,6 +208,21 @@ def _drill_environment(plan: RunPlan) -> dict[str, str]:
     return kubeconfig_environment(plan.target)
 
 
+def _dead_run_changes(target: Target) -> list[str]:
+    """Changes dead runs left in the target's clusters (read only; ``meshproof recover``
+    undoes them): they decide verdicts, so the run names them first."""
+    from meshproof.connections import open_connections
+    from meshproof.safety.leftovers import dead_run_changes
+
+    try:
+        lines = dead_run_changes(open_connections(target).apis)
+    except MeshproofError as exc:
+        return [f"not checked for leftovers of dead runs: {exc}"]
+    if any("never undone" in line for line in lines):
+        lines.append(f"`meshproof recover --target {target.source or target.name}` undoes them")
+    return lines
+
+
 def run_profile(
     target: Target,
     profile: str,
@@ -232,6 +247,9 @@ def run_profile(
     redactor = Redactor(secrets_of(target))
     console = Console(out or sys.stdout, redactor)
     console.start(plan)
+    leftovers = _dead_run_changes(target)
+    for line in leftovers:
+        console.line(f"[ leftovers ] {line}")
     started = _now()
     with tempfile.TemporaryDirectory(prefix="meshproof-run-") as tmp:
         results = Path(tmp, "results.jsonl")
@@ -278,7 +296,7 @@ def run_profile(
         finished=_now(),
         features_dir=str(plan.features_dir),
         require_all=plan.require_all,
-        errors=tuple(problems),
+        errors=tuple([f"at the start: {line}" for line in leftovers] + problems),
     )
     report = build_report(target, plan.catalog, plan.guarantees, scenarios, facts)
     exit_code = EXIT_COULD_NOT_RUN if (faulty or nothing_ran) else decide_exit_code(report)

@@ -188,7 +188,10 @@ def test_a_second_live_run_is_refused_and_a_dead_ones_lock_is_taken_over(
 
 
 def test_recover_undoes_a_killed_run_and_rechecks_the_rollout(lab: RunningLab,
-                                                              allowing: Path) -> None:
+                                                              allowing: Path,
+                                                              tmp_path: Path) -> None:
+    """A killed run's changes are named at the start of the next run (which only reads), and
+    `meshproof recover` undoes them."""
     original = snapshot(allowing, WATCHED)
     run_id = f"k{uuid.uuid4().hex[:6]}"
     proc = start_holding(driver_command(allowing, run_id, "bare", "--namespace", NS,
@@ -196,6 +199,11 @@ def test_recover_undoes_a_killed_run_and_rechecks_the_rollout(lab: RunningLab,
     proc.kill()
     proc.communicate(timeout=30)
     assert any(leftovers(allowing).values())
+    first = start_of_a_run(lab, allowing, tmp_path)
+    assert f"[ leftovers ] {lab.contexts[0]}: scaled deployment safety/app 2 → 0, made by run " \
+        f"{run_id}, was never undone" in first, first
+    assert f"`meshproof recover --target {allowing}` undoes them" in first, first
+    assert snapshot(allowing, WATCHED) != original, "reading the leftovers changed something"
     done = recover(lab, allowing)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
@@ -206,6 +214,21 @@ def test_recover_undoes_a_killed_run_and_rechecks_the_rollout(lab: RunningLab,
     assert leftovers(allowing) == {c: [] for c in lab.contexts}
     again = recover(lab, allowing)
     assert again.returncode == 0 and "nothing to undo" in again.stdout, again.stdout
+    assert "[ leftovers ]" not in start_of_a_run(lab, allowing, tmp_path)
+
+
+def start_of_a_run(lab: RunningLab, target: Path, tmp_path: Path) -> str:
+    """What ``meshproof run`` says before its first scenario: a profile over an empty features
+    directory measures nothing (exit 2), so only the start of a run is exercised."""
+    empty = tmp_path / "no-features"
+    empty.mkdir(exist_ok=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "meshproof", "run", "--target", str(target), "--profile",
+         "nightly", "--report-dir", str(tmp_path / "reports")],
+        cwd=ROOT, env={**lab.env, "MESHPROOF_FEATURES_DIR": str(empty)}, capture_output=True,
+        text=True, timeout=120, check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    return proc.stdout + proc.stderr
 
 
 def test_recover_with_a_bad_target_is_one_line_and_exit_2(tmp_path: Path) -> None:
