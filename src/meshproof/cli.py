@@ -330,7 +330,31 @@ def _print_plan(target: Target, catalog: Catalog, profile: str, report_dir: Path
             allowed = target.destructive.allowed.get(name, [])
             faults = ", ".join(allowed) or "none (nothing destructive runs here)"
             out.write(f"blast      {name}: {faults}\n")
+        _print_drills(target, [g.id for g in guarantees if g.destructive], out)
     out.write("dry-run    target and catalog are valid; nothing was measured\n")
+
+
+def _print_drills(target: Target, guarantee_ids: list[str], out: IO[str]) -> None:
+    """Each drill the run would make: experiment, fault cluster, client, the faults it applies
+    per cluster, and whether the blast radius allows them (nothing is contacted)."""
+    from meshproof.chaos.experiments import (
+        default_experiments_dir,
+        experiments_for,
+        role_assignments,
+    )
+
+    for experiment in experiments_for(guarantee_ids, default_experiments_dir()):
+        for roles in role_assignments(target.cluster_names):
+            faults = experiment.faults_by_cluster(roles)
+            refused = [f"{c}/{f}" for c, names in faults.items() for f in names
+                       if not target.allows(c, f)]
+            applies = "; ".join(f"{c}: {', '.join(names)}" for c, names in faults.items())
+            verdict = f"REFUSED ({', '.join(refused)} not allowed)" if refused else "allowed"
+            out.write(
+                f"drill      {experiment.path.name} [{', '.join(experiment.guarantees)}] "
+                f"fault={roles['fault_cluster']} client={roles['client_cluster']} "
+                f"applies {applies or 'nothing'}: {verdict}\n"
+            )
 
 
 def _catalog(as_json: bool, profile: str | None) -> int:

@@ -127,6 +127,9 @@ def test_dry_run_shows_overrides_and_blast_radius() -> None:
     drill = meshproof("run", "--target", STAGING, "--profile", "drill", "--dry-run").stdout
     assert "blast      aws-eks: istiod-down, eastwest-gateway-down" in drill
     assert "blast      gcp-gke: none" in drill
+    assert ("drill      eastwest-gateway-loss.json [EW-FAILOVER] fault=aws-eks client=gcp-gke "
+            "applies aws-eks: eastwest-gateway-loss: REFUSED (aws-eks/eastwest-gateway-loss "
+            "not allowed)") in drill
 
 
 def test_run_does_not_pretend_to_pass(tmp_path: Path) -> None:
