@@ -22,6 +22,8 @@ from meshproof.safety import semantic_view
 from meshproof.safety.lock import LEASE_PATH
 from meshproof.safety.records import exists, list_records
 from meshproof.target import load_target
+from meshproof.timeouts import DEFAULT_TIMEOUTS
+from meshproof.waiting import eventually
 from tests.support.lab import RunningLab
 
 __all__ = ["DRIVER", "ROOT", "WRITE_VERBS", "assert_token_nowhere", "driver_command",
@@ -181,3 +183,13 @@ def assert_token_nowhere(lab: RunningLab, directories: list[Path]) -> None:
     assert files, f"nothing written under {directories}"
     holding = [str(p) for p in files if any(t in p.read_text(errors="replace") for t in tokens)]
     assert holding == [], f"the kubeconfig token is in {holding}"
+
+
+def assert_nothing_left(lab: RunningLab) -> None:
+    """Every run's leftovers are gone from every cluster of ``lab`` (deletions may still be
+    finishing: waited for up to the ``pod_ready`` timeout)."""
+    def nothing_left() -> None:
+        assert leftovers(lab.target) == {c: [] for c in lab.contexts}
+
+    eventually(nothing_left, timeout=DEFAULT_TIMEOUTS.pod_ready,
+               interval=DEFAULT_TIMEOUTS.poll_interval, what="the drill's leftovers gone")

@@ -99,7 +99,7 @@ def test_catalog_text_and_profile_filter() -> None:
     result = meshproof("catalog")
     assert result.returncode == 0
     assert "XC-LATENCY" in result.stdout and "runbook L24" in result.stdout
-    assert result.stdout.rstrip().splitlines()[-1].startswith("21 guarantees")
+    assert result.stdout.rstrip().splitlines()[-1].startswith("23 guarantees")
     drill = json.loads(meshproof("catalog", "--json", "--profile", "drill").stdout)
     assert drill["guarantees"] and all("drill" in g["profiles"] for g in drill["guarantees"])
 

@@ -11,7 +11,11 @@ every activity with its arguments and docstring.
 - ``meshproof.chaos.probes``: Prometheus SLIs and runbook alerts, probe-agent success
   ratios, Envoy ejection and overflow, proxy sync, circuit-breaker load, and
   ``judge_guarantee`` / ``drill_guarantees_held`` (the catalog's thresholds decide);
-- ``meshproof.chaos.backup``: the backup-and-restore drill (export, loss, restore, compare).
+- ``meshproof.chaos.backup``: the backup-and-restore drill (export, loss, restore, compare);
+- ``meshproof.chaos.alerts``: the ALERTS drill (each runbook alert under its fault);
+- ``meshproof.chaos.rotation``: the certificate rotation drill (renewal, workload
+  certificates, trust bundles);
+- ``meshproof.chaos.consul_loss``: the Consul server loss drill (leader change, catalog).
 
 Every fault is refused unless the target allows it in that cluster; every change is
 labelled with the run id and undoable (``meshproof.safety``). The target comes from the
@@ -46,10 +50,13 @@ def discover(discover_system: bool = True) -> Discovery:
 
 def load_exported_activities() -> list[DiscoveredActivities]:
     """Every exported action and probe, with its arguments and documentation."""
-    from meshproof.chaos import backup
+    from meshproof.chaos import alerts, backup, consul_loss, rotation
 
     activities: list[DiscoveredActivities] = []
     activities.extend(discover_actions("meshproof.chaos.actions"))
     activities.extend(discover_probes("meshproof.chaos.probes"))
     activities.extend(backup.load_exported_activities())
+    activities.extend(alerts.load_exported_activities())
+    activities.extend(rotation.load_exported_activities())
+    activities.extend(consul_loss.load_exported_activities())
     return activities

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chaoslib.discovery.discover import discover_activities
 from chaoslib.exceptions import ActivityFailed
 from chaoslib.types import Configuration, DiscoveredActivities, Secrets
 
@@ -31,6 +30,7 @@ from meshproof.backup import (
     judge_backup_restore,
     parse_kinds,
 )
+from meshproof.chaos.discovery import typed_activities
 from meshproof.chaos.state import Drill, drill_for
 from meshproof.errors import MeshproofError
 from meshproof.waiting import eventually
@@ -202,12 +202,7 @@ def backup_restore_verdict(configuration: Configuration = None,
     judgement = judge_backup_restore(
         comparisons, None if traffic is None else (int(traffic["good"]), int(traffic["total"])),
         drill.thresholds(GUARANTEE))
-    drill.judgements[GUARANTEE] = judgement
-    drill.note("verdict", f"{judgement.verdict.value}: {judgement.reason}")
-    if not judgement.held:
-        raise ActivityFailed(f"{judgement.verdict.value}: {judgement.reason}")
-    return {"guarantee": GUARANTEE, "verdict": judgement.verdict.value,
-            "reason": judgement.reason, "evidence": judgement.evidence}
+    return drill.settle(GUARANTEE, judgement)
 
 
 def repair_mesh_config(cluster: str, configuration: Configuration = None,
@@ -231,8 +226,4 @@ def repair_mesh_config(cluster: str, configuration: Configuration = None,
 
 def load_exported_activities() -> list[DiscoveredActivities]:
     """This module's activities for ``chaos discover``, each typed action or probe."""
-    activities = discover_activities(__name__, "action")
-    for activity in activities:
-        if activity.get("name") in PROBES:
-            activity["type"] = "probe"
-    return [a for a in activities if a.get("name") != "load_exported_activities"]
+    return typed_activities(__name__, PROBES)

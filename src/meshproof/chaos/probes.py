@@ -416,12 +416,7 @@ def judge_guarantee(guarantee: str, traffic: str = "", configuration: Configurat
     except KeyError as exc:
         judgement = Judgement(Verdict.NOT_MEASURABLE,
                               f"{guarantee}: the drill did not measure {exc.args[0]}")
-    drill.judgements[guarantee] = judgement
-    drill.note("verdict", f"{judgement.verdict.value}: {judgement.reason}")
-    if not judgement.held:
-        raise ActivityFailed(f"{judgement.verdict.value}: {judgement.reason}")
-    return {"guarantee": guarantee, "verdict": judgement.verdict.value,
-            "reason": judgement.reason, "evidence": judgement.evidence}
+    return drill.settle(guarantee, judgement)
 
 
 def drill_guarantees_held(configuration: Configuration = None,

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaoslib.exceptions import ActivityFailed
+
 from meshproof.catalog import Catalog, EffectiveThresholds, load_catalog
 from meshproof.connections import Connections, open_connections
 from meshproof.errors import ConfigError, MeshproofError
@@ -160,6 +162,16 @@ class Drill:
     def thresholds(self, guarantee_id: str) -> EffectiveThresholds:
         """The guarantee's thresholds on this target (catalog plus the target's overrides)."""
         return self.target.effective_thresholds(self.catalog, guarantee_id)
+
+    def settle(self, guarantee_id: str, judgement: Judgement) -> dict[str, Any]:
+        """Record ``judgement`` as the drill's verdict of ``guarantee_id`` (and on the
+        timeline); fails the activity unless it held, else its result for the journal."""
+        self.judgements[guarantee_id] = judgement
+        self.note("verdict", f"{judgement.verdict.value}: {judgement.reason}")
+        if not judgement.held:
+            raise ActivityFailed(f"{judgement.verdict.value}: {judgement.reason}")
+        return {"guarantee": guarantee_id, "verdict": judgement.verdict.value,
+                "reason": judgement.reason, "evidence": judgement.evidence}
 
     def undo(self) -> list[str]:
         """Take back every change of the drill, newest cluster first; one line each."""

@@ -16,6 +16,7 @@ import contextlib
 import datetime
 import signal
 from collections.abc import Callable
+from pathlib import Path
 
 from aiohttp import web
 
@@ -51,8 +52,20 @@ def config_from(ctx: ContainerContext) -> AgentConfig:
         serf_lan_port=int(one("serf-lan-port", "8301")),
         bootstrap_expect=int(one("bootstrap-expect", "1")),
         retry_join=flags.get("retry-join", []),
-        data_dir=ctx.path(data_dir) if data_dir else None,
+        data_dir=_host_path(ctx, data_dir) if data_dir else None,
     )
+
+
+def _host_path(ctx: ContainerContext, path: str) -> Path:
+    """Where ``path`` of the command line is: ``ctx.argv`` already has mounted container paths
+    rewritten to their volumes, so a path inside a volume's directory is used as it is
+    (mapped again, a lab dir under ``/tmp`` would land in the container's own ``/tmp``
+    and the data dir would not survive the pod)."""
+    for host in ctx.mounts.values():
+        root = host.rstrip("/")
+        if root and (path == root or path.startswith(root + "/")):
+            return Path(path)
+    return ctx.path(path)
 
 
 def _log(ctx: ContainerContext) -> Callable[[str], None]:

@@ -26,7 +26,8 @@ SCRAPED_APPS = ("istiod", "istio-eastwestgateway")
 
 
 LAB_FAULTS = ("eastwest-gateway-loss", "istiod-outage", "http-fault", "circuit-breaker-trip",
-              "mesh-config-loss")
+              "mesh-config-loss", "certificate-rotation", "consul-server-loss",
+              "certificate-expiring", "tls-handshake-failures")
 """The drill faults the lab's target allows in every cluster (its blast radius): the lab
 is disposable, and every drill experiment must be able to run on it."""
 
