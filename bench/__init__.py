@@ -18,6 +18,8 @@ BENCHMARKS: tuple[str, ...] = (
     "proxy_hop",
     "discovery_scale",
     "nightly_overhead",
+    "time_to_detect",
+    "drill_safety",
 )
 """The benchmarks ``python -m bench`` runs, in this order (cheapest first)."""
 
