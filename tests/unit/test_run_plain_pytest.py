@@ -62,3 +62,20 @@ def test_feature_files_outside_the_features_dir_are_not_collected() -> None:
     )
     assert ".feature::" not in result.stdout
     assert result.returncode == 5, result.stdout  # nothing collected
+
+
+def test_destructive_scenarios_run_after_the_others() -> None:
+    """In a profile with both (preupgrade), no non-destructive guarantee is judged after a
+    drill left its faults in the windows: the drills are collected last."""
+    def collected(expression: str) -> list[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "features", "--co", "-q", "-m", expression,
+             "--target", str(LAB_LIKE), "-p", "no:cacheprovider"],
+            capture_output=True, text=True, timeout=120, check=False, cwd=ROOT)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return [line for line in result.stdout.splitlines() if "::" in line]
+
+    order = collected("preupgrade")
+    drills = collected("preupgrade and destructive")
+    assert drills and len(drills) < len(order)
+    assert order[-len(drills):] == drills, "\n".join(order)
