@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 from meshproof.clients.kube import ClusterApi, connect
 from meshproof.clients.prometheus import PromQL, connect_prometheus
 from meshproof.errors import TargetUnreachable

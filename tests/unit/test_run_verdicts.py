@@ -35,7 +35,7 @@ def test_aggregate(verdicts: list[Verdict], expected: Verdict) -> None:
 def _classify(exc: BaseException) -> tuple[Outcome, str, str]:
     try:
         raise exc
-    except BaseException as caught:  # noqa: BLE001 - the point is to capture anything
+    except BaseException as caught:
         phase = classify(pytest.ExceptionInfo.from_exception(caught))
     return phase.outcome, phase.message, phase.fix
 

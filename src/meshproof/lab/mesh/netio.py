@@ -86,7 +86,7 @@ class RawListener:
             await self._handler(conn)
         except (OSError, ssl.SSLError, asyncio.IncompleteReadError, HttpParseError):
             pass  # the peer went away; the handler has counted what it needed to
-        except Exception as exc:  # noqa: BLE001 - one bad connection must not go unnoticed
+        except Exception as exc:  # one bad connection must not go unnoticed
             sys.stderr.write(f"proxy: {self.what} on {self.host}:{self.port}: {exc!r}\n")
         finally:
             # A socket handed to a transport is the transport's to close: closing its fd here

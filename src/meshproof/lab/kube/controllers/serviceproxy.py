@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import socket
 import struct
-import logging
 
 __all__ = ["ServiceProxy"]
 
