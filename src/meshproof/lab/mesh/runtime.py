@@ -39,6 +39,9 @@ __all__ = ["ENVOY_VERSION", "INBOUND_LISTENER", "Runtime"]
 
 INBOUND_LISTENER = "0.0.0.0_15006"
 """Envoy's inbound listener address in stat names (all inbound traffic lands on 15006)."""
+INBOUND_SSL_STATS = ("handshake", "connection_error", "no_certificate", "fail_verify_no_cert",
+                     "fail_verify_error", "fail_verify_san")
+"""The inbound listener's TLS counters (FACTS.md "Envoy stats")."""
 
 ENVOY_VERSION = "meshproof-lab/1.31/Clean/RELEASE/BoringSSL"
 
@@ -108,6 +111,12 @@ class Runtime:
             expiry,
         )
         self.routes = RouteTable(config.virtual_hosts)
+        if server_ctx is not None and config.inbound.ports:
+            # Envoy declares a TLS context's counters as one stats struct, created with the
+            # context (envoyproxy/envoy docs/root/_include/ssl_stats.rst lists them under
+            # listener.<address>.ssl.*), so they exist at 0 before the first handshake.
+            for stat in INBOUND_SSL_STATS:
+                self.stats.touch_counter("listener", INBOUND_LISTENER, f"ssl.{stat}")
         self.stats.set_matcher(config.stats_matcher)
         self.applied_versions += 1
         self.stats.set_gauge("", "", "server.state", 0)  # LIVE
