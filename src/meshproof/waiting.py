@@ -13,6 +13,18 @@ __all__ = ["eventually", "consistently"]
 T = TypeVar("T")
 
 
+def first_true(predicate: Callable[[], bool], *, timeout: float,
+               interval: float) -> float | None:
+    """Call ``predicate`` every ``interval`` until it is true; the wall-clock time
+    (``time.time()``) it first was, or None when ``timeout`` ran out first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return time.time()
+        time.sleep(interval)
+    return None
+
+
 def eventually(
     check: Callable[[], T],
     *,

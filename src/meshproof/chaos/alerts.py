@@ -41,6 +41,7 @@ from meshproof.chaos.state import Drill, drill_for
 from meshproof.clients.prometheus import PromQL
 from meshproof.errors import ConfigError, MeshproofError
 from meshproof.sli.verdict import Judgement, Verdict
+from meshproof.waiting import first_true
 
 __all__ = [
     "alerts_verdict",
@@ -204,15 +205,10 @@ def wait_for_alert_to_fire(cluster: str, alert: str, source_cluster: str = "",
     start = drill.moments.get("fault-start")
     if start is None:
         raise ActivityFailed(f"{alert}: no fault was applied, nothing to wait for")
-    fired: float | None = None
     try:
         before = _fires(prom, expr, at=start)
-        deadline = time.monotonic() + timeouts.alert_fire
-        while time.monotonic() < deadline:
-            if _fires(prom, expr):
-                fired = time.time()
-                break
-            time.sleep(timeouts.poll_interval)
+        fired = first_true(lambda: _fires(prom, expr), timeout=timeouts.alert_fire,
+                           interval=timeouts.poll_interval)
     except MeshproofError as exc:
         raise ActivityFailed(f"alert {alert} on {cluster}: {exc}") from exc
     result = {"alert": alert, "cluster": cluster, "expr": expr, "firing_before": before,
@@ -240,14 +236,9 @@ def wait_for_alert_to_clear(cluster: str, alert: str, source_cluster: str = "",
     prom = _prometheus(drill, cluster)
     timeouts = drill.target.resolved_timeouts
     end = drill.moments.get("fault-end", time.time())
-    cleared: float | None = None
-    deadline = time.monotonic() + timeouts.recover
     try:
-        while time.monotonic() < deadline:
-            if not _fires(prom, expr):
-                cleared = time.time()
-                break
-            time.sleep(timeouts.poll_interval)
+        cleared = first_true(lambda: not _fires(prom, expr), timeout=timeouts.recover,
+                             interval=timeouts.poll_interval)
     except MeshproofError as exc:
         raise ActivityFailed(f"alert {alert} on {cluster}: {exc}") from exc
     result = {"alert": alert, "cluster": cluster,

@@ -29,6 +29,7 @@ from meshproof.clients.kube import ClusterApi
 from meshproof.clients.prometheus import PromQL
 from meshproof.errors import ConfigError, MeshproofError
 from meshproof.sli.verdict import Judgement, Verdict
+from meshproof.waiting import first_true
 
 __all__ = [
     "alert_fires",
@@ -106,13 +107,8 @@ def wait_for_alert(cluster: str, alert: str, configuration: Configuration = None
     drill = drill_for(configuration)
     timeouts = drill.target.resolved_timeouts
     start = drill.moments.get("fault-start", time.time())
-    deadline = time.monotonic() + timeouts.alert_fire
-    fired: float | None = None
-    while time.monotonic() < deadline:
-        if alert_fires(cluster, alert, configuration):
-            fired = time.time()
-            break
-        time.sleep(timeouts.poll_interval)
+    fired = first_true(lambda: alert_fires(cluster, alert, configuration),
+                       timeout=timeouts.alert_fire, interval=timeouts.poll_interval)
     result = {"alert": alert, "fired_s": None if fired is None else round(fired - start, 3),
               "waited_s": round(time.time() - start, 3)}
     if fired is not None:
