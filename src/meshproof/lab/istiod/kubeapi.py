@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import functools
+import json
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
