@@ -50,7 +50,8 @@ class ApiEndpoint:
 @functools.lru_cache(maxsize=8)
 def _client_context(ca_pem: str) -> ssl.SSLContext:
     """One client context per trusted CA: building one reads the system trust store, which
-    costs more than the requests it serves (client-go likewise builds its transport once)."""
+    costs more than the requests it serves. client-go likewise keeps one TLS transport per
+    configuration (k8s.io/client-go transport/cache.go, its tlsTransportCache)."""
     context = ssl.create_default_context()
     if ca_pem:
         context.load_verify_locations(cadata=ca_pem)
