@@ -123,10 +123,6 @@ LAB_THRESHOLDS: dict[str, dict[str, Any]] = {
     for guarantee in ("CP-AVAIL", "GW-AVAIL")
 }
 """The lab's loosened thresholds; every report shows them with their reason."""
-LAB_TIMEOUTS: dict[str, float] = {"load_sample": 25.0}
-"""The nightly's mesh traffic on the lab lasts about 30 s: the ingress load, paced to have its
-sample by then, no longer outlasts it (40 requests a second per gateway, well within the lab
-gateway's measured throughput, docs/benchmarks.md)."""
 
 
 def write_target(path: Path, clusters: Sequence[ClusterEndpoint], *,
@@ -153,7 +149,6 @@ def write_target(path: Path, clusters: Sequence[ClusterEndpoint], *,
     if prometheus:
         doc["strict_namespaces"] = list(LAB_STRICT_NAMESPACES)
         doc["thresholds"] = LAB_THRESHOLDS
-        doc["timeouts"] = LAB_TIMEOUTS
     tmp = path.with_suffix(".tmp")
     tmp.write_text("# Written by `meshproof lab up`; the lab rewrites it on every start.\n"
                    + yaml.safe_dump(doc, sort_keys=False))
