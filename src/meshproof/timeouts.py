@@ -37,9 +37,6 @@ class Timeouts:
     """An endpoint change until Consul, Kubernetes and the sidecars agree."""
     scrape_settle: float = 20.0
     """After traffic, until Prometheus has scraped it (a few scrape intervals)."""
-    load_sample: float = 60.0
-    """The nightly's ingress load until it has answered XC-LATENCY's minimum sample: Locust
-    is paced at that sample over this time (it runs on while the mesh traffic does)."""
     eject: float = 60.0
     """A failing endpoint until the outlier detector ejects it."""
     recover: float = 120.0
