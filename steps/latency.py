@@ -30,8 +30,13 @@ PUBLIC_ROUTE = "INGRESS"
 """The guarantee whose public route (host, prefix, backend, credential) the load uses."""
 LOAD_USERS = 2
 """Locust users per ingress gateway."""
-LOAD_USER_RPS = 8.0
+LOAD_USER_RPS = 12.0
 """Requests a second per user, paced, so the load is the same on a slow or busy machine."""
+
+
+def load_duration_s(thresholds: EffectiveThresholds) -> float:
+    """How long the ingress load takes to reach XC-LATENCY's sample in every cluster."""
+    return float(thresholds["min_samples"]) / (LOAD_USERS * LOAD_USER_RPS)
 
 
 @pytest.fixture(scope="session")

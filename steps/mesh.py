@@ -9,7 +9,14 @@ from collections.abc import Iterator
 import pytest
 from pytest_bdd import given
 
-from meshproof.checks.workload import TrafficWindow, assert_recorded, drive, service_urls
+from meshproof.catalog import Catalog
+from meshproof.checks.workload import (
+    TrafficWindow,
+    assert_recorded,
+    cross_cluster_volume,
+    drive,
+    service_urls,
+)
 from meshproof.connections import Connections, open_connections
 from meshproof.load import BackgroundLoad
 from meshproof.probe.fleet import DEFAULT_IMAGE, ProbeFleet
@@ -17,11 +24,10 @@ from meshproof.run.verdicts import NotMeasurable
 from meshproof.target import Target
 from meshproof.timeouts import Timeouts
 from meshproof.waiting import eventually
+from steps.latency import XC_LATENCY, load_duration_s
 
 SAMPLE_URL = "http://helloworld.sample:5000/hello"
 """The cross-cluster sample service (clusters/workloads): endpoints in both clusters."""
-TRAFFIC_PER_CLUSTER = 2400
-"""Enough that each ordered pair of clusters sees XC-LATENCY's minimum sample."""
 STRICT_TRAFFIC = 40
 """Requests to each service port of the STRICT namespaces (their mutual TLS share)."""
 PARALLEL_CALLS = 6
@@ -80,16 +86,26 @@ def in_mesh(target: Target, probes: ProbeFleet) -> ProbeFleet:
 
 @pytest.fixture(scope="session")
 def mesh_traffic(target: Target, connections: Connections, probes: ProbeFleet,
-                 timeouts: Timeouts, ingress_load: BackgroundLoad) -> TrafficWindow:
-    """The probes' traffic, made while ``ingress_load`` (steps/latency.py) runs beside it."""
+                 timeouts: Timeouts, catalog: Catalog,
+                 ingress_load: BackgroundLoad) -> TrafficWindow:
+    """The probes' traffic, made while ``ingress_load`` (steps/latency.py) runs beside it.
+
+    Its volume is what XC-LATENCY's minimum sample needs across every ordered pair of
+    clusters, and it is spread over the time the ingress load takes to reach its own
+    sample: the probes add measured requests to the load, never a burst of their own
+    that would make the latency the probes' queue rather than the mesh's.
+    """
     first = connections.api(target.cluster_names[0])
-    plan = {SAMPLE_URL: TRAFFIC_PER_CLUSTER}
+    latency = target.effective_thresholds(catalog, XC_LATENCY)
+    plan = {SAMPLE_URL: cross_cluster_volume(int(latency["min_samples"]),
+                                             len(target.cluster_names))}
     plan.update({url: STRICT_TRAFFIC
                  for url in service_urls(first, list(target.strict_namespaces))})
     clusters = list(target.cluster_names)
     warmup = drive(probes, clusters, dict.fromkeys(plan, WARMUP), parallel=2)
     _settle(warmup, connections, probes, timeouts)
-    window = drive(probes, clusters, plan, parallel=PARALLEL_CALLS)
+    window = drive(probes, clusters, plan, parallel=PARALLEL_CALLS,
+                   seconds=load_duration_s(latency))
     window.start = warmup.start
     for cluster, results in warmup.results.items():
         window.results[cluster] = results + window.results.get(cluster, [])
