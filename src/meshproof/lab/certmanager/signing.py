@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,6 +96,13 @@ def read_secret_pair(secret: Obj, what: str) -> pki.CertKey:
         cert_pem, key_pem = base64.b64decode(data["tls.crt"]), base64.b64decode(data["tls.key"])
     except ValueError as exc:
         raise ConfigError(f"{what} is not valid base64: {exc}") from exc
+    return _parsed_pair(cert_pem, key_pem, what)
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed_pair(cert_pem: bytes, key_pem: bytes, what: str) -> pki.CertKey:
+    """Parsing (and checking) a private key is the costliest part of a reconcile pass, and the
+    controller passes over the same Secrets every second: parsed pairs are kept by content."""
     return pki.cert_key_from_pem(cert_pem, key_pem, what=what)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import json
 import ssl
 from collections.abc import Callable
@@ -35,10 +36,7 @@ class ApiEndpoint:
     def ssl_context(self) -> ssl.SSLContext | bool:
         if not self.server.startswith("https"):
             return False
-        context = ssl.create_default_context()
-        if self.ca_pem:
-            context.load_verify_locations(cadata=self.ca_pem)
-        return context
+        return _client_context(self.ca_pem)
 
     def session(self) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(
@@ -47,6 +45,16 @@ class ApiEndpoint:
             connector=aiohttp.TCPConnector(ssl=self.ssl_context()),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=None),
         )
+
+
+@functools.lru_cache(maxsize=8)
+def _client_context(ca_pem: str) -> ssl.SSLContext:
+    """One client context per trusted CA: building one reads the system trust store, which
+    costs more than the requests it serves (client-go likewise builds its transport once)."""
+    context = ssl.create_default_context()
+    if ca_pem:
+        context.load_verify_locations(cadata=ca_pem)
+    return context
 
 
 def endpoint_from_kubeconfig(cluster: str, text: str) -> ApiEndpoint:
@@ -151,6 +159,25 @@ class ApiWriter:
 
     def __init__(self, endpoint: ApiEndpoint) -> None:
         self.endpoint = endpoint
+        self._session: aiohttp.ClientSession | None = None
+
+    @contextlib.asynccontextmanager
+    async def _client(self) -> Any:
+        """One kept-alive session for every write (a TLS handshake per request costs more
+        than the request); dropped after a failure, so the next write reconnects."""
+        if self._session is None or self._session.closed:
+            self._session = self.endpoint.session()
+        try:
+            yield self._session
+        except BaseException:
+            await self._session.close()
+            self._session = None
+            raise
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def apply_configmap(self, namespace: str, name: str, data: dict[str, str],
                               labels: dict[str, str]) -> None:
@@ -158,7 +185,7 @@ class ApiWriter:
                 "metadata": {"name": name, "namespace": namespace, "labels": labels},
                 "data": data}
         path = f"/api/v1/namespaces/{namespace}/configmaps"
-        async with self.endpoint.session() as session:
+        async with self._client() as session:
             async with session.get(f"{path}/{name}") as reply:
                 exists = reply.status == 200
                 current = await reply.json() if exists else {}
@@ -178,7 +205,7 @@ class ApiWriter:
         """Set every webhook's caBundle of a MutatingWebhookConfiguration; False if absent."""
         path = f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{name}"
         bundle = base64.b64encode(ca_pem.encode()).decode()
-        async with self.endpoint.session() as session:
+        async with self._client() as session:
             async with session.get(path) as reply:
                 if reply.status == 404:
                     return False

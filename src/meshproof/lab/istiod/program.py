@@ -99,8 +99,8 @@ async def _main(ctx: ContainerContext) -> int:
                           injection=injection)
     await server.start()
     server.ready = True
-    publisher = asyncio.get_running_loop().create_task(
-        _publish(discovery, ApiWriter(local), ca, log))
+    writer = ApiWriter(local)
+    publisher = asyncio.get_running_loop().create_task(_publish(discovery, writer, ca, log))
     log(f"istiod {cluster} (network {network or '-'}) serving on {ctx.pod_ip}; "
         f"trust domain {mesh.trust_domain}; workload cert TTL {ttl}")
     stop = asyncio.Event()
@@ -109,6 +109,7 @@ async def _main(ctx: ContainerContext) -> int:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     publisher.cancel()
+    await writer.close()
     await server.stop()
     await discovery.stop()
     return 0
