@@ -49,7 +49,11 @@ CASCADES: dict[str, frozenset[str]] = {
     # The runbook's P0 "East-west gateway down" alert fires when its instant query falls
     # into one of the gateway's down phases. The gateway passes TLS through: a handshake
     # crossing it when it is killed ends as a failed handshake at the server's sidecar.
-    "eastwest-gateway-flapping": frozenset({"ALERTS-QUIET", "MTLS-HANDSHAKE"}),
+    # Cross-cluster requests that pick an endpoint behind it while it is down are retried
+    # (Envoy's retry back-off), and after each restart every connection through it is new:
+    # its mutual TLS handshake crosses the WAN first (two more round trips), so the
+    # cross-cluster p95 rises over the bound (the CrossClusterLatencyHigh alert fires too).
+    "eastwest-gateway-flapping": frozenset({"ALERTS-QUIET", "MTLS-HANDSHAKE", "XC-LATENCY"}),
     # An istiod that no longer watches the other cluster gives its sidecars none of that
     # cluster's endpoints, so they lack the remote gateway the other cluster's services need.
     "remote-secret-missing": frozenset({"DISCOVERY"}),
@@ -71,21 +75,26 @@ class Flapping:
     deployment: str
     container: str
     probe: dict[str, Any]
-    """Killed about 7 s after each start — well within 10 s even on a loaded machine, so the
-    lab kubelet's back-off grows to its 5 s cap (it resets after 10 s of running) and every
-    down phase outlasts a scrape interval. (At 9 s, a slow start crossed the 10 s: the
-    back-off reset to 0.5 s and 5 s scrapes could miss every down phase.)"""
+    """Failing from its first try, 3 s after each start, with a 2 s grace for SIGTERM (the
+    probe's own ``terminationGracePeriodSeconds``, the kubelet's minimum): each run ends
+    within about 5 s, well inside the lab kubelet's 10 s back-off reset even on a loaded
+    machine, so the back-off grows to its 5 s cap and every down phase outlasts a scrape
+    interval. Without the probe's grace the pod's applied: a component that drains on
+    SIGTERM (istiod closing its xDS streams) ran until the 5 s SIGKILL, crossed the 10 s,
+    and the back-off fell back to 0.5 s, too short for 5 s scrapes to see it down."""
 
 
 FLAPPING = (
     # The sidecar's readiness endpoint: istiod has no listener on 15021.
     Flapping("istiod-flapping", "aws-eks", "istiod", "discovery",
              {"httpGet": {"path": "/healthz/ready", "port": 15021},
-              "initialDelaySeconds": 5, "periodSeconds": 2, "failureThreshold": 1}),
+              "initialDelaySeconds": 3, "periodSeconds": 2, "failureThreshold": 1,
+              "terminationGracePeriodSeconds": 2}),
     # istiod's readiness endpoint: a gateway has no listener on 8080.
     Flapping("eastwest-gateway-flapping", "gcp-gke", "istio-eastwestgateway", "istio-proxy",
              {"httpGet": {"path": "/ready", "port": 8080},
-              "initialDelaySeconds": 5, "periodSeconds": 2, "failureThreshold": 1}),
+              "initialDelaySeconds": 3, "periodSeconds": 2, "failureThreshold": 1,
+              "terminationGracePeriodSeconds": 2}),
 )
 REMOTE_SECRET_HOLDER, REMOTE_SECRET_FOR = "aws-eks", "gcp-gke"
 """The cluster that loses its remote secret, and the cluster the secret gave access to."""

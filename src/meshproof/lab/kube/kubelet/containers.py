@@ -38,6 +38,10 @@ Obj = dict[str, Any]
 BACKOFF_START = 0.5
 BACKOFF_CAP = 5.0
 BACKOFF_RESET_AFTER = 10.0
+MINIMUM_GRACE_PERIOD = 2.0
+"""The kubelet's ``minimumGracePeriodInSeconds``: a kill always allows this long."""
+GRACE_PERIOD_CAP = 5.0
+"""Lab-short: a probe kill waits at most this long for SIGTERM to end the container."""
 
 
 def now_rfc3339() -> str:
@@ -345,11 +349,24 @@ class ContainerRun:
                     w.changed()
             await asyncio.sleep(timing.period)
 
+    def _probe_kill_grace(self, which: str) -> float:
+        """Seconds between SIGTERM and SIGKILL when a ``which`` probe kills the container.
+
+        As the kubelet's ``setTerminationGracePeriod`` and ``killContainer``
+        (pkg/kubelet/kuberuntime/kuberuntime_container.go; KEP-2238, GA in 1.27): the
+        probe's own ``terminationGracePeriodSeconds`` when set, else the pod's, and never
+        less than ``minimumGracePeriodInSeconds`` (2 s); the lab caps it at 5 s.
+        """
+        pod_grace = (self.worker.pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+        probe = self.spec.get(f"{which}Probe") or {}
+        grace = probe.get("terminationGracePeriodSeconds")
+        seconds = float(pod_grace if grace is None else grace)
+        return min(max(seconds, MINIMUM_GRACE_PERIOD), GRACE_PERIOD_CAP)
+
     async def _kill_for_probe(self, which: str) -> None:
         w = self.worker
         await w.event("Killing", f"Container {self.name} failed {which} probe, will be "
                                  "restarted")
         w.send({"op": "signal", "name": self.name, "sig": int(signal.SIGTERM)})
-        grace = min(float(w.pod.get("spec", {}).get("terminationGracePeriodSeconds", 30)), 5.0)
-        await asyncio.sleep(grace)
+        await asyncio.sleep(self._probe_kill_grace(which))
         w.send({"op": "signal", "name": self.name, "sig": int(signal.SIGKILL)})
