@@ -137,6 +137,12 @@ class NotFoundError(MeshproofError):
     """The object asked for does not exist (HTTP 404)."""
 
 
+class WebhookUnavailable(MeshproofError):
+    """An admission webhook with ``failurePolicy: Fail`` could not be called (HTTP 500,
+    ``failed calling webhook``, as k8s.io/apiserver's webhook errors word it): the request
+    was refused, not handled, and may succeed once the webhook's server is back."""
+
+
 def describe_api_error(exc: ApiException, what: str, cluster: str) -> MeshproofError:
     """Turn an API error into the project's exception with a message a person can act on."""
     reason = ""
@@ -152,6 +158,8 @@ def describe_api_error(exc: ApiException, what: str, cluster: str) -> MeshproofE
         return NotFoundError(text)
     if exc.status in (502, 503, 504) or exc.status == 0:
         return TargetUnreachable(text)
+    if exc.status == 500 and "failed calling webhook" in reason:
+        return WebhookUnavailable(text)
     return MeshproofError(text)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from meshproof.clients.kube import ClusterApi
+from meshproof.clients.kube import ClusterApi, WebhookUnavailable
 from meshproof.errors import MeshproofError
 from meshproof.safety.marks import RUN_ID_LABEL
 from meshproof.timeouts import Timeouts
@@ -97,10 +97,26 @@ class ProbeFleet:
                              "labels": {RUN_ID_LABEL: self.run_id, **MANAGED_BY}},
                 "data": {"agent.py": _AGENT_SOURCE.read_text()}})
             for kind in KINDS:
-                api.create(f"/api/v1/namespaces/{ns}/pods", _pod(
-                    self.pod_name(kind), ns, self.image, self.run_id, inject=kind == "mesh"))
+                self._create_pod(api, kind)
         except MeshproofError as exc:
             raise MeshproofError(f"{what}: {exc}") from exc
+
+    def _create_pod(self, api: ClusterApi, kind: Kind) -> None:
+        """Create one agent pod; while the injection webhook cannot be called (istiod
+        restarting) the API server refuses the pod, so it is asked again until
+        ``pod_ready`` runs out."""
+        body = _pod(self.pod_name(kind), self.namespace, self.image, self.run_id,
+                    inject=kind == "mesh")
+
+        def created() -> None:
+            try:
+                api.create(f"/api/v1/namespaces/{self.namespace}/pods", body)
+            except WebhookUnavailable as exc:
+                raise AssertionError(str(exc)) from exc
+
+        eventually(created, timeout=self.timeouts.pod_ready,
+                   interval=self.timeouts.poll_interval,
+                   what=f"pod {self.pod_name(kind)} created past the injection webhook")
 
     def _wait_ready(self, cluster: str, api: ClusterApi) -> None:
         def ready() -> None:
