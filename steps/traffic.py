@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -29,6 +30,7 @@ def _(target: Target, connections: Connections, in_mesh: ProbeFleet, guarantee: 
       thresholds: EffectiveThresholds, routed: dict[str, dict[str, Any]]) -> None:
     header, value = str(guarantee.parameters["header"]), str(guarantee.parameters["header_value"])
     total = int(thresholds["min_samples"])
+    urls: dict[str, str] = {}
     for cluster in target.cluster_names:
         url = canary_route(connections.api(cluster), target.namespaces, header, value,
                            str(guarantee.parameters["path"]))
@@ -36,13 +38,22 @@ def _(target: Target, connections: Connections, in_mesh: ProbeFleet, guarantee: 
             raise NotMeasurable(f"no VirtualService in {', '.join(target.namespaces)} on "
                                 f"{cluster} routes header {header}: {value}",
                                 fix="apply the runbook's canary VirtualService")
-        routed[cluster] = {
+        urls[cluster] = url
+
+    def one_cluster(cluster: str) -> dict[str, Any]:
+        url = urls[cluster]
+        return {
             "url": url,
             "canary": burst(in_mesh, cluster, "mesh", {"url": url, "headers": {header: value}},
                             total=total, parallel=PARALLEL_CALLS),
             "plain": burst(in_mesh, cluster, "mesh", {"url": url}, total=total,
                            parallel=PARALLEL_CALLS),
         }
+
+    # The clusters' requests run side by side, each cluster's probe with as many calls in
+    # flight as it had when the clusters took turns.
+    with ThreadPoolExecutor(max_workers=len(urls)) as pool:
+        routed.update(zip(urls, pool.map(one_cluster, urls), strict=True))
 
 
 @then("every canary request is answered by the canary version")
