@@ -22,8 +22,8 @@ from typing import IO, NoReturn
 from meshproof import __version__
 from meshproof.catalog import PROFILES, Catalog, Guarantee, load_catalog
 from meshproof.errors import MeshproofError
-from meshproof.report.pushgateway import pushgateway_url
 from meshproof.target import Target, load_target
+from meshproof.urls import pushgateway_url
 
 __all__ = ["EXIT_COULD_NOT_RUN", "EXIT_HELD", "EXIT_VIOLATED", "build_parser", "main"]
 

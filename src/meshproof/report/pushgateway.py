@@ -19,7 +19,6 @@ A push that fails is a warning, never a failed run: the reports are the record.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import urllib.error
 from collections.abc import Callable
@@ -31,30 +30,12 @@ from prometheus_client.exposition import basic_auth_handler, default_handler
 
 from meshproof.report.model import Report
 from meshproof.sli.verdict import Verdict
+from meshproof.urls import pushgateway_url, shown_url
 
 __all__ = ["JOB", "VERDICTS", "build_registry", "push_results", "pushgateway_url", "shown_url"]
 
 JOB = "meshproof"
 VERDICTS = (Verdict.HELD, Verdict.VIOLATED, Verdict.NOT_MEASURABLE)
-
-
-def pushgateway_url(text: str) -> str:
-    """``--pushgateway``'s value: an http(s) URL with a host (argparse ``type``)."""
-    parts = urlsplit(text)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise argparse.ArgumentTypeError(
-            f"{shown_url(text)!r} is not a Pushgateway URL; give http(s)://HOST:PORT"
-        )
-    return text
-
-
-def shown_url(url: str) -> str:
-    """The URL without user and password, for messages."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def build_registry(report: Report) -> CollectorRegistry:

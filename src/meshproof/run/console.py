@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from meshproof.report.model import Report
-from meshproof.report.pushgateway import shown_url
 from meshproof.report.redact import Redactor
 from meshproof.run.plan import RunPlan
 from meshproof.run.results import MESH, ScenarioResult
 from meshproof.run.verdicts import Outcome
 from meshproof.sli.verdict import Verdict
+from meshproof.urls import shown_url
 
 __all__ = ["Console", "verdict_prefix"]
 
