@@ -59,6 +59,14 @@ def chaos_run(lab: RunningLab, name: str, tmp_path: Path) -> tuple[dict[str, Any
     return json.loads(journal.read_text()), proc.stdout[-4000:] + proc.stderr[-4000:]
 
 
+def reported(proc: subprocess.CompletedProcess[str], reports: Path
+             ) -> tuple[int, dict[str, Any], str]:
+    """A run's exit code, its report.json (empty when none was written) and its output."""
+    path = reports / "report.json"
+    report = json.loads(path.read_text()) if path.exists() else {}
+    return proc.returncode, report, proc.stdout + proc.stderr
+
+
 def drill(lab: RunningLab, reports: Path, target: Path | None = None
           ) -> tuple[int, dict[str, Any], str]:
     proc = subprocess.run(
@@ -66,9 +74,7 @@ def drill(lab: RunningLab, reports: Path, target: Path | None = None
          "--profile", "drill", "--report-dir", str(reports)],
         cwd=ROOT, env={**lab.env, "MESHPROOF_FAULT_HOLD_S": HOLD_S}, capture_output=True,
         text=True, timeout=900, check=False)
-    path = reports / "report.json"
-    report = json.loads(path.read_text()) if path.exists() else {}
-    return proc.returncode, report, proc.stdout + proc.stderr
+    return reported(proc, reports)
 
 
 def drill_scenarios(lab: RunningLab, reports: Path, guarantees: set[str]
@@ -83,9 +89,7 @@ def drill_scenarios(lab: RunningLab, reports: Path, guarantees: set[str]
         cwd=ROOT, env={**lab.env, "MESHPROOF_FAULT_HOLD_S": HOLD_S,
                        "MESHPROOF_RUN_ID": reports.name},
         capture_output=True, text=True, timeout=900, check=False)
-    path = reports / "report.json"
-    report = json.loads(path.read_text()) if path.exists() else {}
-    return proc.returncode, report, proc.stdout + proc.stderr
+    return reported(proc, reports)
 
 
 def verdicts(report: dict[str, Any]) -> dict[str, str]:
