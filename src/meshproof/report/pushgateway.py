@@ -30,9 +30,9 @@ from prometheus_client.exposition import basic_auth_handler, default_handler
 
 from meshproof.report.model import Report
 from meshproof.sli.verdict import Verdict
-from meshproof.urls import pushgateway_url, shown_url
+from meshproof.urls import shown_url
 
-__all__ = ["JOB", "VERDICTS", "build_registry", "push_results", "pushgateway_url", "shown_url"]
+__all__ = ["JOB", "VERDICTS", "build_registry", "push_results"]
 
 JOB = "meshproof"
 VERDICTS = (Verdict.HELD, Verdict.VIOLATED, Verdict.NOT_MEASURABLE)
