@@ -45,17 +45,19 @@ def verdicts(report: dict[str, Any]) -> dict[str, str]:
 
 NIGHTLY_SWITCHES = {name: breaks for name, breaks in SWITCH_BREAKS.items()
                     if name != "no-outlier-detection"}  # EW-FAILOVER is a drill guarantee
-SHARED_LAB = ("consul-stale", "dangling-route", "injection-off", "no-https-redirect",
-              "remote-secret-missing", "proxy-stale", "route-weights", "trust-domain-alias")
-"""Switches whose guarantees are judged from the state of the mesh now, or from Prometheus
-over at most 60 s (less than a nightly takes before it judges them): once healed, nothing of
-the fault is left for the next run to see. They share one lab, in this order. Any two in
-a row may violate no guarantee in common, so a trace a heal left behind shows up in the
-next run as a violation outside its allowed set; the healthy run, last on that lab, does
-the same for the last heal. ``test_the_shared_order_exposes_every_heal`` keeps it so."""
-FRESH_LAB = tuple(sorted(set(NIGHTLY_SWITCHES) - set(SHARED_LAB)))
-"""Switches whose traces outlive the heal in a 300 s or 600 s window (latency, handshakes,
-availability, memory, alerts), or that restart components: each gets a lab of its own."""
+LAB_ORDER = ("consul-stale", "cert-expiring", "dangling-route", "eastwest-gateway-flapping",
+             "injection-off", "istiod-flapping", "no-https-redirect", "proxy-bloat",
+             "remote-secret-missing", "slow-wan", "proxy-stale", "trust-domain-mismatch",
+             "trust-domain-alias", "mtls-permissive", "route-weights")
+"""Every nightly switch, run one after another on one lab in this order, the healthy runs last.
+
+After each heal the lab's Prometheus forgets every series recorded until then
+(``meshproof lab forget-metrics``), so the next run's windows (up to 10 minutes: latency,
+handshakes, availability, memory, alerts) see only what happens after the heal, as on a
+new lab. A heal is still verified, not assumed: any two switches in a row may violate no
+guarantee in common, so a fault its heal left in place shows up in the next run as a
+violation outside that run's allowed set, and the healthy run, last, does the same for the
+last heal. ``test_the_order_exposes_every_heal`` keeps it so."""
 
 
 def allowed_for(switch: str) -> frozenset[str]:
@@ -63,15 +65,17 @@ def allowed_for(switch: str) -> frozenset[str]:
 
 
 def check_switch(lab: RunningLab, switch: str, reports: Path) -> None:
-    """Break ``switch``, run the nightly, heal (always); the run must fail with every
-    required guarantee violated and nothing outside the allowed set."""
+    """Break ``switch``, run the nightly, heal and forget the metrics (always); the run must
+    fail with every required guarantee violated and nothing outside the allowed set."""
     broke = lab_command(lab.root, "break", switch, timeout=600)
     try:
         assert broke.returncode == 0, broke.stdout + broke.stderr
         code, report, output = nightly(lab, reports / switch)
     finally:
         healed = lab_command(lab.root, "heal", switch, timeout=600)
+        forgot = lab_command(lab.root, "forget-metrics", timeout=120)
     assert healed.returncode == 0, healed.stdout + healed.stderr
+    assert forgot.returncode == 0, forgot.stdout + forgot.stderr
     violated = {k for k, v in verdicts(report).items() if v == "violated"}
     required = set(NIGHTLY_SWITCHES[switch])
     allowed = allowed_for(switch)

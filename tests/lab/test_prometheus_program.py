@@ -16,6 +16,8 @@ import time
 import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ import yaml
 from meshproof.lab.images.context import ContainerContext
 from meshproof.lab.install.bootstrap import clusters_dir, load_manifests
 from meshproof.lab.prometheus.discovery import pod_targets, write_targets
+from meshproof.lab.prometheus.forget import forget_series
 from meshproof.lab.prometheus.program import adapt_args, adapt_config
 from tests.support.servers import free_port
 
@@ -83,11 +86,14 @@ def test_adapted_mesh_config_passes_promtool(tmp_path: Path) -> None:
     assert not any("kubernetes_sd_configs" in g for g in config["scrape_configs"])
 
 
-def test_relabelling_of_discovered_pods_gives_the_labels_the_suite_queries(
-        tmp_path: Path) -> None:
+@contextmanager
+def scraping_prometheus(tmp_path: Path) -> Iterator[str]:
+    """Debian's Prometheus with the lab's adapted config and flags, scraping one discovered
+    sidecar every second; yields its base URL."""
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.skip("prometheus not installed (Debian package prometheus)")
+
     class Exporter(BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
             pass
@@ -114,25 +120,61 @@ def test_relabelling_of_discovered_pods_gives_the_labels_the_suite_queries(
     assert f"--web.listen-address={PROMETHEUS_IP}:{port}" in args
     proc = subprocess.Popen([binary, *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    query = urllib.parse.urlencode({"query": 'istio_requests_total{job="kubernetes-pods"}'})
-    url = f"http://{PROMETHEUS_IP}:{port}/api/v1/query?{query}"
     try:
-        deadline = time.monotonic() + 30
-        result: list[dict[str, Any]] = []
-        while time.monotonic() < deadline and not result:
-            try:
-                result = json.loads(urllib.request.urlopen(url, timeout=2).read())["data"][
-                    "result"]
-            except OSError:
-                pass
-            if not result:
-                time.sleep(0.3)
+        yield f"http://{PROMETHEUS_IP}:{port}"
     finally:
         proc.terminate()
         proc.wait(timeout=15)
         exporter.shutdown()
+
+
+def query(base: str, promql: str) -> list[dict[str, Any]]:
+    url = f"{base}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
+    try:
+        return list(json.loads(urllib.request.urlopen(url, timeout=2).read())["data"]["result"])
+    except OSError:
+        return []
+
+
+def until(check: Callable[[], list[dict[str, Any]]], seconds: float) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + seconds
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.3)
+
+
+SCRAPED = 'istio_requests_total{job="kubernetes-pods"}'
+
+
+def test_relabelling_of_discovered_pods_gives_the_labels_the_suite_queries(
+        tmp_path: Path) -> None:
+    with scraping_prometheus(tmp_path) as base:
+        result = until(lambda: query(base, SCRAPED), 30)
     assert result, "Prometheus never scraped the discovered pod"
     labels = result[0]["metric"]
     assert (labels["namespace"], labels["pod"], labels["app"]) == (
         "sample", "helloworld-v1-abc12", "helloworld")
     assert labels["reporter"] == "destination"
+
+
+def test_forget_metrics_deletes_what_was_recorded_and_keeps_what_comes_after(
+        tmp_path: Path) -> None:
+    """`meshproof lab forget-metrics` through the admin API the lab turns on: every sample up
+    to the call is gone (also from a range that covered it), and the next scrape is seen."""
+    counted = f"count_over_time({SCRAPED}[1h])"
+
+    def samples() -> float:
+        result = query(base, counted)
+        return float(result[0]["value"][1]) if result else 0.0
+
+    with scraping_prometheus(tmp_path) as base:
+        before = until(lambda: [{}] if samples() >= 4 else [], 30) and samples()
+        assert before, "Prometheus never scraped the pod four times"
+        end = forget_series(base, "unused", b"", timeout=10)
+        left = query(base, f"{counted} @ {end:.3f}")
+        again = until(lambda: query(base, counted), 15)
+    assert left == [], f"samples up to the call survived: {left}"
+    assert again, "no sample after the call was recorded"
+    assert float(again[0]["value"][1]) < before, (before, again)

@@ -1,4 +1,4 @@
-"""``meshproof lab up | down | status [--json] | break SWITCH | heal [SWITCH]``.
+"""``meshproof lab up | down | status [--json] | break SWITCH | heal [SWITCH] | forget-metrics``.
 
 Lines a person reads start with ``lab:``; ``status --json`` is versioned.
 Exit codes: 0 done, 2 could not (the lab is not up, it did not become Ready,
@@ -15,6 +15,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -280,6 +281,24 @@ def _break(paths: LabPaths, name: str, *, heal: bool) -> int:
     return 0
 
 
+def _forget_metrics(paths: LabPaths, timeouts: Timeouts) -> int:
+    from meshproof.lab.install.hook import prometheus_url
+    from meshproof.lab.prometheus.forget import forget_series
+
+    if _running(paths) is None:
+        raise LabError("cannot forget metrics: the lab is not up (meshproof lab up)")
+    target = yaml.safe_load(paths.target.read_text()) or {}
+    with_prometheus = {c["name"] for c in target.get("clusters") or [] if c.get("prometheus")}
+    if not with_prometheus:
+        raise LabError("cannot forget metrics: the lab has no Prometheus (started --bare?)")
+    for name, (url, token, ca_pem) in _contexts(paths).items():
+        if name in with_prometheus:
+            end = forget_series(prometheus_url(url), token, ca_pem, timeout=timeouts.api_request)
+            print(f"lab: {name}: Prometheus forgot every series recorded until "
+                  f"{time.strftime('%H:%M:%S', time.gmtime(end))} UTC")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="meshproof lab", description=(
         "Start, stop and inspect the lab: two emulated clusters (aws-eks, gcp-gke) on this "
@@ -296,6 +315,8 @@ def _parser() -> argparse.ArgumentParser:
     br.add_argument("switch")
     he = sub.add_parser("heal", help="undo a failure (all of them without a name)")
     he.add_argument("switch", nargs="?")
+    sub.add_parser("forget-metrics", help="delete every series each cluster's Prometheus has "
+                   "recorded until now (its admin API): the next run's windows start afresh")
     return p
 
 
@@ -315,6 +336,8 @@ def main(argv: list[str]) -> int:
             return _down(paths, timeouts)
         if args.command == "status":
             return _status(paths, timeouts, as_json=args.json)
+        if args.command == "forget-metrics":
+            return _forget_metrics(paths, timeouts)
         if args.command in ("break", "heal"):
             _LOAD_FAILURES.update(load_switches())
         if args.command == "break":

@@ -10,6 +10,8 @@ a shared host differs from a container:
   is untouched. Other roles are not emulated and are dropped with a log line;
 - the listener binds the pod's own loopback address instead of every address,
   and a job scraping ``localhost`` scrapes that address;
+- the admin API is on (``--web.enable-admin-api``), so ``meshproof lab forget-metrics``
+  can delete what was recorded (``forget.py``);
 - the scrape interval is the lab's (``MESHPROOF_LAB_SCRAPE_INTERVAL``, default
   5s), so a run waits seconds, not minutes, for fresh samples.
 
@@ -89,7 +91,8 @@ def adapt_config(config: dict[str, Any], ctx: ContainerContext,
 
 
 def adapt_args(argv: list[str], ctx: ContainerContext, config_file: Path) -> list[str]:
-    """Prometheus flags for the lab: the adapted config, the pod's address, its data dir."""
+    """Prometheus flags for the lab: the adapted config, the pod's address, its data dir,
+    the admin API."""
     port = 9090
     for p in ctx.container.get("ports") or []:
         if p.get("name") in ("http", "web") or p.get("containerPort") == 9090:
@@ -99,6 +102,8 @@ def adapt_args(argv: list[str], ctx: ContainerContext, config_file: Path) -> lis
             if a.startswith("--") and not a.startswith(("--config.file", "--web.listen-address"))]
     if not any(a.startswith("--storage.tsdb.path") for a in kept):
         kept.append(f"--storage.tsdb.path={Path(ctx.pod_dir) / 'prometheus-data'}")
+    if "--web.enable-admin-api" not in kept:
+        kept.append("--web.enable-admin-api")  # for `meshproof lab forget-metrics` (forget.py)
     return [
         f"--config.file={config_file}",
         f"--web.listen-address={ctx.pod_ip}:{port}",
