@@ -30,7 +30,7 @@ PUBLIC_ROUTE = "INGRESS"
 """The guarantee whose public route (host, prefix, backend, credential) the load uses."""
 LOAD_USERS = 2
 """Locust users per ingress gateway."""
-LOAD_USER_RPS = 12.0
+LOAD_USER_RPS = 24.0
 """Requests a second per user, paced, so the load is the same on a slow or busy machine."""
 
 

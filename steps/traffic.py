@@ -17,7 +17,7 @@ from meshproof.run.evidence import Evidence
 from meshproof.run.verdicts import NotMeasurable
 from meshproof.target import Target
 
-PARALLEL_CALLS = 6
+PARALLEL_CALLS = 12
 
 
 @pytest.fixture

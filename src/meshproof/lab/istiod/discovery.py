@@ -8,6 +8,7 @@ applied, which is what ``/debug/syncz`` and ``pilot_proxy_convergence_time`` sho
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import base64
 import time
 from collections.abc import Callable
@@ -233,6 +234,15 @@ class Discovery:
                         self._pushed.wait_for(lambda: self.generation != generation), remaining)
                 except TimeoutError:
                     return None
+
+    async def pushed_after(self, generation: int, timeout: float) -> int:
+        """The generation once it is past ``generation``, or the current one after
+        ``timeout``."""
+        async with self._pushed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._pushed.wait_for(lambda: self.generation != generation), timeout)
+        return self.generation
 
     def connected(self, within: float = 45.0) -> list[ProxySync]:
         now = time.monotonic()

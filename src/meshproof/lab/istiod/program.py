@@ -54,21 +54,40 @@ def _log(ctx: ContainerContext) -> Callable[[str], None]:
 
 async def _publish(discovery: Discovery, writer: ApiWriter, ca: WorkloadCA,
                    log: Callable[[str], None]) -> None:
-    """Root cert into every namespace, caBundle into the webhook, as istiod's controllers do."""
+    """Root cert into every namespace, caBundle into the webhook, as istiod's controllers do.
+
+    A new namespace gets ``istio-ca-root-cert`` as soon as istiod's cache sees it: istiod's
+    NamespaceController queues a namespace on its informer's add event and reconciles the
+    ConfigMap then (istio/istio pilot/pkg/serviceregistry/kube/controller/
+    namespacecontroller.go), so an injected pod created right after its namespace mounts
+    it at once. Every ``PUBLISH_EVERY`` seconds all namespaces and the webhook are written
+    again, which puts back a ConfigMap someone deleted or changed.
+    """
+    loop = asyncio.get_running_loop()
+    published: set[str] = set()
+    last_full = -PUBLISH_EVERY
+    generation = discovery.generation
     while True:
+        full = loop.time() - last_full >= PUBLISH_EVERY
         try:
             for ns in discovery.namespaces():
                 meta = ns.get("metadata") or {}
-                if meta.get("deletionTimestamp"):
+                name = str(meta.get("name", ""))
+                if meta.get("deletionTimestamp") or (name in published and not full):
                     continue
                 await writer.apply_configmap(
-                    meta.get("name", ""), "istio-ca-root-cert",
-                    {"root-cert.pem": ca.root_bundle_pem},
+                    name, "istio-ca-root-cert", {"root-cert.pem": ca.root_bundle_pem},
                     {"istio.io/config": "true"})
-            await writer.patch_webhook_ca(WEBHOOK, ca.root_bundle_pem)
+                published.add(name)
+            if full:
+                await writer.patch_webhook_ca(WEBHOOK, ca.root_bundle_pem)
+                last_full = loop.time()
+                published &= {str((ns.get("metadata") or {}).get("name", ""))
+                              for ns in discovery.namespaces()}
         except Exception as exc:  # retried on the next round; istiod keeps serving
             log(f"publishing root cert / webhook caBundle: {exc}")
-        await asyncio.sleep(PUBLISH_EVERY)
+        wait = max(0.0, last_full + PUBLISH_EVERY - loop.time())
+        generation = await discovery.pushed_after(generation, wait)
 
 
 async def _main(ctx: ContainerContext) -> int:
