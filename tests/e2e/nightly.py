@@ -51,10 +51,10 @@ LAB_ORDER = ("consul-stale", "cert-expiring", "dangling-route", "eastwest-gatewa
              "trust-domain-alias", "mtls-permissive", "route-weights")
 """Every nightly switch, run one after another on one lab in this order, the healthy runs last.
 
-After each heal the lab's Prometheus forgets every series recorded until then
-(``meshproof lab forget-metrics``), so the next run's windows (up to 10 minutes: latency,
-handshakes, availability, memory, alerts) see only what happens after the heal, as on a
-new lab. A heal is still verified, not assumed: any two switches in a row may violate no
+After each break and each heal, once no pod is terminating, the lab's Prometheus forgets
+every series recorded until then (``meshproof lab forget-metrics``), so a run's windows
+(up to 10 minutes: latency, handshakes, availability, memory, alerts) see only the fault in
+place, and the next run's only what happens after the heal, as on a new lab. A heal is still verified, not assumed: any two switches in a row may violate no
 guarantee in common, so a fault its heal left in place shows up in the next run as a
 violation outside that run's allowed set, and the healthy run, last, does the same for the
 last heal. ``test_the_order_exposes_every_heal`` keeps it so."""
@@ -65,15 +65,19 @@ def allowed_for(switch: str) -> frozenset[str]:
 
 
 def check_switch(lab: RunningLab, switch: str, reports: Path) -> None:
-    """Break ``switch``, run the nightly, heal and forget the metrics (always); the run must
-    fail with every required guarantee violated and nothing outside the allowed set."""
+    """Break ``switch``, forget the metrics, run the nightly, heal and forget again (always);
+    the run must fail with every required guarantee violated and nothing outside the allowed
+    set. Forgetting after the break leaves the run the fault in place, not the restarts that
+    put it there (the same run a while after the break would see)."""
     broke = lab_command(lab.root, "break", switch, timeout=600)
     try:
         assert broke.returncode == 0, broke.stdout + broke.stderr
+        forgot = lab_command(lab.root, "forget-metrics", timeout=300)
+        assert forgot.returncode == 0, forgot.stdout + forgot.stderr
         code, report, output = nightly(lab, reports / switch)
     finally:
         healed = lab_command(lab.root, "heal", switch, timeout=600)
-        forgot = lab_command(lab.root, "forget-metrics", timeout=120)
+        forgot = lab_command(lab.root, "forget-metrics", timeout=300)
     assert healed.returncode == 0, healed.stdout + healed.stderr
     assert forgot.returncode == 0, forgot.stdout + forgot.stderr
     violated = {k for k, v in verdicts(report).items() if v == "violated"}

@@ -142,6 +142,22 @@ def test_slow_wan_pushes_cross_cluster_latency_over_100_ms(mesh) -> None:
     assert min(remote) > 100
 
 
+def test_a_healed_wan_is_fast_again_on_connections_already_open(mesh) -> None:
+    """A WAN's latency is the network's, not the connection's: when it changes, the sidecar's
+    pooled connection through the east-west gateway, opened while it was slow, gets the new
+    latency on its next request."""
+    h, pods = mesh
+    h.istiod.pods.remove(pods["v1"])
+    h.istiod.wan_delay = WanDelay(min_ms=55, max_ms=70)
+    h.start()
+    slow = _timed(pods["sleep"], URL, 4)[1:]
+    h.istiod.wan_delay = WanDelay()
+    h.push()
+    fast = _timed(pods["sleep"], URL, 6)[1:]
+    assert min(slow) > 100
+    assert statistics.median(fast) < 100, (slow, fast)
+
+
 def test_outlier_ejects_after_5_consecutive_5xx_and_fails_over_to_the_other_cluster(mesh) -> None:
     h, pods = mesh
     h.istiod.destination_rules[FQDN] = DestinationRule(

@@ -282,6 +282,8 @@ def _break(paths: LabPaths, name: str, *, heal: bool) -> int:
 
 
 def _forget_metrics(paths: LabPaths, timeouts: Timeouts) -> int:
+    """Wait until no pod is terminating (a restarted component's old pod would fail its last
+    scrapes after the call), then delete every series in each cluster's Prometheus."""
     from meshproof.lab.install.hook import prometheus_url
     from meshproof.lab.prometheus.forget import forget_series
 
@@ -291,11 +293,21 @@ def _forget_metrics(paths: LabPaths, timeouts: Timeouts) -> int:
     with_prometheus = {c["name"] for c in target.get("clusters") or [] if c.get("prometheus")}
     if not with_prometheus:
         raise LabError("cannot forget metrics: the lab has no Prometheus (started --bare?)")
-    for name, (url, token, ca_pem) in _contexts(paths).items():
-        if name in with_prometheus:
-            end = forget_series(prometheus_url(url), token, ca_pem, timeout=timeouts.api_request)
-            print(f"lab: {name}: Prometheus forgot every series recorded until "
-                  f"{time.strftime('%H:%M:%S', time.gmtime(end))} UTC")
+    contexts = {name: c for name, c in _contexts(paths).items() if name in with_prometheus}
+
+    def none_terminating() -> None:
+        for name, (url, token, ca_pem) in contexts.items():
+            pods = _get(url, token, ca_pem, "/api/v1/pods", timeouts.api_request)["items"]
+            going = [f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in pods
+                     if p["metadata"].get("deletionTimestamp")]
+            assert not going, f"{name}: pods still terminating: {', '.join(going[:5])}"
+
+    eventually(none_terminating, timeout=timeouts.rollout, interval=timeouts.poll_interval,
+               what="no pod terminating before the metrics are forgotten")
+    for name, (url, token, ca_pem) in contexts.items():
+        end = forget_series(prometheus_url(url), token, ca_pem, timeout=timeouts.api_request)
+        print(f"lab: {name}: Prometheus forgot every series recorded until "
+              f"{time.strftime('%H:%M:%S', time.gmtime(end))} UTC")
     return 0
 
 
@@ -315,8 +327,9 @@ def _parser() -> argparse.ArgumentParser:
     br.add_argument("switch")
     he = sub.add_parser("heal", help="undo a failure (all of them without a name)")
     he.add_argument("switch", nargs="?")
-    sub.add_parser("forget-metrics", help="delete every series each cluster's Prometheus has "
-                   "recorded until now (its admin API): the next run's windows start afresh")
+    sub.add_parser("forget-metrics", help="once no pod is terminating, delete every series "
+                   "each cluster's Prometheus has recorded (its admin API): the next run's "
+                   "windows start afresh")
     return p
 
 

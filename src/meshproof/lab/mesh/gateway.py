@@ -110,11 +110,13 @@ async def accept_east_west(rt: Runtime, sock: socket.socket, listen_port: int) -
     )
     rt.metrics.tcp_add("istio_tcp_connections_opened_total", labels)
     downstream = await wrap(sock)
-    wan = rt.config.east_west.wan_delay
+    def wan() -> tuple[float, float]:
+        # The gateway's current config: a WAN that changed applies to this open connection too.
+        delay = rt.config.east_west.wan_delay
+        return (delay.min_ms, delay.max_ms)
+
     try:
-        received, sent = await relay(
-            downstream, (upstream.reader, upstream.writer), delay_ms=(wan.min_ms, wan.max_ms)
-        )
+        received, sent = await relay(downstream, (upstream.reader, upstream.writer), delay_ms=wan)
     finally:
         cluster.release(host, upstream, reusable=False)
     cluster.record(host, 200)

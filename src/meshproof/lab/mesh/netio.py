@@ -189,12 +189,14 @@ async def relay(
     a: tuple[asyncio.StreamReader, asyncio.StreamWriter],
     b: tuple[asyncio.StreamReader, asyncio.StreamWriter],
     *,
-    delay_ms: tuple[float, float] | None = None,
+    delay_ms: Callable[[], tuple[float, float] | None] | None = None,
 ) -> tuple[int, int]:
     """Copy bytes both ways until both sides are done; returns (bytes a→b, bytes b→a).
 
     With ``delay_ms`` each chunk is delivered a uniform random delay later, in
-    order, in each direction: latency, not a bandwidth limit.
+    order, in each direction: latency, not a bandwidth limit. ``delay_ms`` is asked
+    for each chunk, so a network whose latency changes changes it for connections
+    already open too, as a real WAN does.
     """
 
     async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> int:
@@ -218,10 +220,11 @@ async def relay(
         try:
             while data := await src.read(65536):
                 total += len(data)
-                if delay_ms is None:
+                bounds = delay_ms() if delay_ms is not None else None
+                if bounds is None:
                     at = 0.0
                 else:
-                    at = max(time.monotonic() + random.uniform(*delay_ms) / 1000.0, last)
+                    at = max(time.monotonic() + random.uniform(*bounds) / 1000.0, last)
                     last = at
                 queue.put_nowait((at, data))
         except (ConnectionError, OSError):
