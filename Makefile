@@ -8,13 +8,19 @@ TARGET ?=
 PROFILE ?= nightly
 REPORT_DIR ?= reports
 PYTEST_ARGS ?=
+MARK ?=
+# The quick tier: no lab, no real servers. It runs on every core (pytest-xdist); the rest
+# (lab, end-to-end, Prometheus, Locust, static checks) runs one test at a time, since two
+# labs or a lab beside other work make its timings wrong.
+QUICK := not lab and not e2e and not prometheus and not static and not load
 
-.PHONY: help venv system-deps test test-fast certify bench lint typecheck clean lab-up lab-down
+.PHONY: help venv system-deps test test-fast test-lab certify bench lint typecheck clean lab-up lab-down
 
 help:
 	@echo "make certify   run the nightly profile (against the lab unless TARGET=FILE)"
 	@echo "make test      run the project's own tests (unit, lab, end-to-end)"
 	@echo "make test-fast run the quick tests only (no lab, no real servers)"
+	@echo "make test-lab  run the rest only (MARK='e2e' or MARK='not e2e' narrows it)"
 	@echo "make bench     run the benchmarks in bench/ and update docs/benchmarks.md"
 	@echo "make kind-up   build two kind clusters with the mesh (needs Docker)"
 
@@ -29,11 +35,13 @@ venv: $(STAMP)
 system-deps:
 	@bash .ci/system-deps
 
-test: $(STAMP) system-deps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: test-fast test-lab
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not lab and not e2e and not prometheus and not static and not load" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto -m "$(QUICK)" $(PYTEST_ARGS)
+
+test-lab: $(STAMP) system-deps
+	$(BIN)/python -m pytest -m "not ($(QUICK))$(if $(MARK), and ($(MARK)))" $(PYTEST_ARGS)
 
 # Without TARGET, certify brings the lab up (and down again if it started it).
 certify: $(STAMP) system-deps

@@ -294,6 +294,7 @@ def _forget_metrics(paths: LabPaths, timeouts: Timeouts) -> int:
     if not with_prometheus:
         raise LabError("cannot forget metrics: the lab has no Prometheus (started --bare?)")
     contexts = {name: c for name, c in _contexts(paths).items() if name in with_prometheus}
+    prometheus_path = prometheus_url("")
 
     def none_terminating() -> None:
         for name, (url, token, ca_pem) in contexts.items():
@@ -304,6 +305,23 @@ def _forget_metrics(paths: LabPaths, timeouts: Timeouts) -> int:
 
     eventually(none_terminating, timeout=timeouts.rollout, interval=timeouts.poll_interval,
                what="no pod terminating before the metrics are forgotten")
+
+    def every_target_up() -> None:
+        for name, (url, token, ca_pem) in contexts.items():
+            answer = _get(url, token, ca_pem, prometheus_path + "/api/v1/targets?state=active",
+                          timeouts.api_request)
+            down = [str((t.get("labels") or {}).get("pod") or t.get("scrapeUrl"))
+                    for t in (answer.get("data") or {}).get("activeTargets") or []
+                    if t.get("health") != "up"]
+            assert not down, f"{name}: scrape targets not up yet: {', '.join(down[:5])}"
+
+    # Restarted components settle (their first scrapes answered) before the slate is wiped;
+    # a fault that keeps a target down (a flapping component) only makes this wait its bound.
+    try:
+        eventually(every_target_up, timeout=timeouts.scrape_settle,
+                   interval=timeouts.poll_interval, what="every scrape target up")
+    except WaitTimeout as exc:
+        print(f"lab: forgetting anyway: {' '.join(str(exc).splitlines())[:300]}")
     for name, (url, token, ca_pem) in contexts.items():
         end = forget_series(prometheus_url(url), token, ca_pem, timeout=timeouts.api_request)
         print(f"lab: {name}: Prometheus forgot every series recorded until "
