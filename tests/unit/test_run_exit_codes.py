@@ -189,6 +189,10 @@ def _processes_mentioning(text: str) -> list[str]:
     return found
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_an_interrupt_stops_pytest_and_exits_2(tmp_path: Path) -> None:
     features = RUNNER_DATA / "slow"
     env = {**os.environ, "MESHPROOF_FEATURES_DIR": str(features)}
@@ -207,6 +211,9 @@ def test_an_interrupt_stops_pytest_and_exits_2(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        # As from a terminal: a shell's background job (nohup ... &) hands its children
+        # SIGINT ignored, and an ignored signal stays ignored across exec.
+        preexec_fn=_default_sigint,
     )
     watchdog = threading.Timer(90, proc.kill)
     watchdog.start()
