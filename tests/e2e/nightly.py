@@ -52,12 +52,13 @@ LAB_ORDER = ("consul-stale", "cert-expiring", "dangling-route", "eastwest-gatewa
 """Every nightly switch, run one after another on one lab in this order, the healthy runs last.
 
 After each break and each heal, once no pod is terminating, the lab's Prometheus forgets
-every series recorded until then (``meshproof lab forget-metrics``), so a run's windows
-(up to 10 minutes: latency, handshakes, availability, memory, alerts) see only the fault in
-place, and the next run's only what happens after the heal, as on a new lab. A heal is still verified, not assumed: any two switches in a row may violate no
-guarantee in common, so a fault its heal left in place shows up in the next run as a
-violation outside that run's allowed set, and the healthy run, last, does the same for the
-last heal. ``test_the_order_exposes_every_heal`` keeps it so."""
+every series recorded until then (``meshproof lab forget-metrics``), so a run's windows (up
+to 10 minutes: latency, handshakes, availability, memory, alerts) see only the fault in
+place, and the next run's only what happens after the heal, as on a new lab. A heal is still
+verified, not assumed: any two switches in a row may violate no guarantee in common, so a
+fault its heal left in place shows up in the next run as a violation outside that run's
+allowed set, and the healthy run, last, does the same for the last heal.
+``test_the_order_exposes_every_heal`` keeps it so."""
 
 
 def allowed_for(switch: str) -> frozenset[str]:

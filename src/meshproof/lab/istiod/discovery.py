@@ -8,8 +8,8 @@ applied, which is what ``/debug/syncz`` and ``pilot_proxy_convergence_time`` sho
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import base64
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field

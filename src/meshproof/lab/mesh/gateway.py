@@ -110,10 +110,12 @@ async def accept_east_west(rt: Runtime, sock: socket.socket, listen_port: int) -
     )
     rt.metrics.tcp_add("istio_tcp_connections_opened_total", labels)
     downstream = await wrap(sock)
-    def wan() -> tuple[float, float]:
+    def wan() -> tuple[float, float] | None:
         # The gateway's current config: a WAN that changed applies to this open connection too.
-        delay = rt.config.east_west.wan_delay
-        return (delay.min_ms, delay.max_ms)
+        config = rt.config
+        if config is None:
+            return None
+        return (config.east_west.wan_delay.min_ms, config.east_west.wan_delay.max_ms)
 
     try:
         received, sent = await relay(downstream, (upstream.reader, upstream.writer), delay_ms=wan)
