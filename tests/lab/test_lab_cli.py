@@ -108,6 +108,10 @@ def test_commands_when_the_lab_is_not_up(tmp_path: Path) -> None:
     broke = lab_command(root, "break", "no-such-switch")
     assert broke.returncode == 2
     assert "unknown switch no-such-switch, known:" in broke.stderr
+    forgot = lab_command(root, "forget-metrics")
+    assert forgot.returncode == 2
+    assert forgot.stderr == ("lab: error: cannot forget metrics: the lab is not up "
+                             "(meshproof lab up)\n")
 
 
 def test_up_names_the_log_when_the_daemon_cannot_start(tmp_path: Path) -> None:

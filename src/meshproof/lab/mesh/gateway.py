@@ -110,6 +110,7 @@ async def accept_east_west(rt: Runtime, sock: socket.socket, listen_port: int) -
     )
     rt.metrics.tcp_add("istio_tcp_connections_opened_total", labels)
     downstream = await wrap(sock)
+
     def wan() -> tuple[float, float] | None:
         # The gateway's current config: a WAN that changed applies to this open connection too.
         config = rt.config

@@ -6,9 +6,10 @@ endpoints are ``POST /api/v1/admin/tsdb/delete_series`` with ``match[]``, ``star
 ``end``, answered 204, and ``POST /api/v1/admin/tsdb/clean_tombstones``, documented in
 ``docs/querying/api.md`` "TSDB Admin APIs"). ``meshproof lab forget-metrics`` uses it so
 that one lab can serve runs one after another whose guarantees are judged over windows
-longer than the time between them: after a heal, every series recorded until now is
-deleted, and the next run's windows see only what happens after it, as on a new lab.
-A heal that did not heal keeps making new samples, which the next run judges.
+longer than the time between them: after a break or a heal, every series recorded until
+now is deleted, and the next run's windows see only what happens after it, as on a new
+lab. A fault still in place (a heal that did not heal) keeps making new samples, which the
+next run judges.
 """
 
 from __future__ import annotations
