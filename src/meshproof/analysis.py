@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from meshproof.clients.kube import ClusterApi, NotFoundError
+from meshproof.proxypod import proxy_container
 
 __all__ = ["ERROR", "WARNING", "ClusterObjects", "Finding", "analyze", "analyze_objects",
            "read_objects"]
@@ -341,10 +342,10 @@ def _proxy_version_skew(c: ClusterObjects) -> list[Finding]:
         return []
     proxies: Counter[tuple[int, int]] = Counter()
     for pod in c.of("pods"):
-        for ct in (pod.get("spec") or {}).get("containers") or []:
-            version = _image_version(str(ct.get("image", "")))
-            if ct.get("name") == "istio-proxy" and version:
-                proxies[version] += 1
+        spec = proxy_container(pod)
+        version = _image_version(str(spec.get("image", ""))) if spec else None
+        if version:
+            proxies[version] += 1
     found = []
     for version, count in sorted(proxies.items()):
         behind = (istiod[0] - version[0]) * 100 + istiod[1] - version[1]

@@ -22,7 +22,8 @@ from aiohttp import web
 
 from meshproof import pki
 from meshproof.lab.admission.webhooks import WebhookAdmission, WebhookCallFailed
-from meshproof.lab.istiod.inject import InjectionSettings, review_response
+from meshproof.lab.istiod.inject import InjectionSettings, inject, review_response
+from meshproof.lab.istiod.native import default_mode, istio_version, native_sidecars
 from meshproof.lab.kube.store import MemoryStore
 
 pytestmark = pytest.mark.lab
@@ -151,11 +152,20 @@ async def pods_in_labelled_namespaces_get_a_sidecar(ca_pem: bytes, port: int) ->
     def names(p: dict[str, Any]) -> list[str]:
         return [c["name"] for c in p["spec"]["containers"]]
 
-    assert names(injected) == ["helloworld", "istio-proxy"]
-    assert [c["name"] for c in injected["spec"]["initContainers"]] == ["istio-init"]
+    # Native sidecar, as current istiod injects on a 1.33+ kubelet
+    # (pkg/kube/inject/testdata/inject/native-sidecar-opt-in.yaml.injected).
+    assert names(injected) == ["helloworld"]
+    inits = injected["spec"]["initContainers"]
+    assert [(c["name"], c.get("restartPolicy")) for c in inits] == [
+        ("istio-init", None), ("istio-proxy", "Always")]
+    assert inits[1]["startupProbe"]["httpGet"] == {"path": "/healthz/ready", "port": 15021}
+    assert inits[1]["lifecycle"]["preStop"]["exec"]["command"] == [
+        "pilot-agent", "request", "--debug-port=15020", "POST", "drain"]
     notes = injected["metadata"]["annotations"]
     assert notes["prometheus.io/port"] == "15020"
-    assert json.loads(notes["sidecar.istio.io/status"])["containers"] == ["istio-proxy"]
+    status = json.loads(notes["sidecar.istio.io/status"])
+    assert (status["initContainers"], status["containers"]) == (
+        ["istio-init", "istio-proxy"], None)
     assert injected["metadata"]["labels"]["security.istio.io/tlsMode"] == "istio"
     assert names(opted_out) == ["helloworld"]
     assert names(outside) == ["helloworld"]
@@ -196,3 +206,40 @@ async def a_serving_cert_from_another_ca_is_not_trusted(_: bytes, port: int) -> 
     with pytest.raises(WebhookCallFailed, match="certificate verify failed"):
         await store.create(kind(store, "v1", "Pod"), pod("a"), namespace="sample")
     await store.close()
+
+
+def test_classic_injection_and_the_pod_annotation_override() -> None:
+    """Classic sidecars where istiod does not inject native ones, and the pod annotation
+    ``sidecar.istio.io/nativeSidecar`` taking precedence either way (istio/istio
+    ``pkg/kube/inject/inject.go``; testdata ``native-sidecar-opt-in`` / ``-opt-out``)."""
+    classic = InjectionSettings(image=SETTINGS.image, cluster_id="aws-eks", network="network1",
+                                native_sidecars=False)
+    plain = inject(pod("a"), "sample", classic)
+    assert [c["name"] for c in plain["spec"]["containers"]] == ["helloworld", "istio-proxy"]
+    assert "restartPolicy" not in plain["spec"]["containers"][1]
+    assert [c["name"] for c in plain["spec"]["initContainers"]] == ["istio-init"]
+    opted_in = pod("b")
+    opted_in["metadata"]["annotations"] = {"sidecar.istio.io/nativeSidecar": "true"}
+    assert [c["name"] for c in inject(opted_in, "sample", classic)["spec"]["initContainers"]
+            ] == ["istio-init", "istio-proxy"]
+    opted_out = pod("c")
+    opted_out["metadata"]["annotations"] = {"sidecar.istio.io/nativeSidecar": "false"}
+    assert [c["name"] for c in inject(opted_out, "sample", SETTINGS)["spec"]["containers"]
+            ] == ["helloworld", "istio-proxy"]
+
+
+@pytest.mark.parametrize(("image", "env", "kubelets", "native"), [
+    ("docker.io/istio/pilot:1.31.0", "", ["v1.33.1"], True),
+    ("docker.io/istio/pilot:1.31.0", "", ["v1.33.1", "v1.32.4"], False),
+    ("docker.io/istio/pilot:1.31.0", "false", ["v1.33.1"], False),
+    ("docker.io/istio/pilot:1.26.3", "", ["v1.33.1"], False),
+    ("docker.io/istio/pilot:1.26.3", "true", ["v1.30.0"], True),
+    ("docker.io/istio/pilot:1.27.0", "auto", None, False),
+])
+def test_istiod_decides_native_sidecars_from_its_version_env_and_kubelets(
+        image: str, env: str, kubelets: list[str] | None, native: bool) -> None:
+    """``ENABLE_NATIVE_SIDECARS`` defaults to ``auto`` (pilot/pkg/features/pilot.go), which
+    needs every kubelet at 1.33+ (webhook.go ``DetectNativeSidecar``); before 1.27 it was off
+    (manifests/helm-profiles/compatibility-version-1.26.yaml, "1.27 behavioral changes")."""
+    mode = env or default_mode(istio_version(image))
+    assert native_sidecars(mode, kubelets) is native

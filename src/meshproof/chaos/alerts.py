@@ -40,6 +40,7 @@ from meshproof.chaos.discovery import typed_activities
 from meshproof.chaos.state import Drill, drill_for
 from meshproof.clients.prometheus import PromQL
 from meshproof.errors import ConfigError, MeshproofError
+from meshproof.proxypod import has_proxy
 from meshproof.sli.verdict import Judgement, Verdict
 from meshproof.waiting import first_true
 
@@ -343,8 +344,7 @@ def _sidecar_pod(drill: Drill, cluster: str, namespace: str, app: str) -> dict[s
         status = pod.get("status") or {}
         if (status.get("phase") == "Running" and status.get("podIP")
                 and not pod["metadata"].get("deletionTimestamp")
-                and any(c.get("name") == "istio-proxy"
-                        for c in (pod.get("spec") or {}).get("containers") or [])):
+                and has_proxy(pod)):
             return pod
     raise ActivityFailed(f"no running pod app={app} with a sidecar in {namespace} on "
                          f"{cluster}")

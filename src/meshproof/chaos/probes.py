@@ -28,6 +28,7 @@ from meshproof.clients.envoy import HostStatus, admin_get, parse_clusters, prome
 from meshproof.clients.kube import ClusterApi
 from meshproof.clients.prometheus import PromQL
 from meshproof.errors import ConfigError, MeshproofError
+from meshproof.proxypod import has_proxy
 from meshproof.sli.verdict import Judgement, Verdict
 from meshproof.waiting import first_true
 
@@ -244,13 +245,13 @@ def wait_for_recovery(traffic: str, cluster: str, configuration: Configuration =
 
 
 def _sidecars(api: ClusterApi) -> set[str]:
-    """``<pod>.<namespace>`` of every running pod with an istio-proxy container."""
+    """``<pod>.<namespace>`` of every running pod with an Istio proxy (either shape)."""
     found: set[str] = set()
     for pod in api.get("/api/v1/pods").get("items") or []:
         meta, status = pod["metadata"], pod.get("status") or {}
         if meta.get("deletionTimestamp") or status.get("phase") != "Running":
             continue
-        if any(c.get("name") == "istio-proxy" for c in pod["spec"].get("containers") or []):
+        if has_proxy(pod):
             found.add(f"{meta['name']}.{meta['namespace']}")
     return found
 

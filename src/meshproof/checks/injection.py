@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from meshproof.clients.kube import ClusterApi
+from meshproof.proxypod import has_proxy
 from meshproof.sli.ratios import judge_ratio, success_ratio
 from meshproof.sli.verdict import Judgement
 
@@ -19,12 +20,8 @@ def injection_enabled_namespaces(api: ClusterApi) -> list[str]:
 
 
 def has_sidecar(pod: dict[str, Any]) -> bool:
-    spec = pod.get("spec") or {}
-    containers = list(spec.get("containers") or [])
-    # Native sidecars (restartPolicy Always) live among the init containers.
-    containers += [c for c in spec.get("initContainers") or []
-                   if c.get("restartPolicy") == "Always"]
-    return any(c.get("name") == "istio-proxy" for c in containers)
+    """Whether the pod runs an Istio proxy, as a classic or a native sidecar."""
+    return has_proxy(pod)
 
 
 def _expected(pod: dict[str, Any]) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 
 from meshproof.clients.kube import ClusterApi
 from meshproof.errors import MeshproofError
+from meshproof.proxypod import has_proxy, proxy_status
 from meshproof.sli.ratios import judge_ratio, success_ratio
 from meshproof.sli.verdict import Judgement, Verdict
 
@@ -58,10 +59,9 @@ def judge_proxy_health(api: ClusterApi, *, namespaces: list[str], required: floa
             meta, status = pod["metadata"], pod.get("status") or {}
             if meta.get("deletionTimestamp") or status.get("phase") != "Running":
                 continue
-            proxy = next((c for c in status.get("containerStatuses") or []
-                          if c.get("name") == "istio-proxy"), None)
-            if proxy is None:
+            if not has_proxy(pod):
                 continue
+            proxy = proxy_status(pod) or {}
             key = f"{meta['name']}.{ns}"
             proxies.append(key)
             row = sync.get(key)

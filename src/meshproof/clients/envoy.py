@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from meshproof.clients.kube import ClusterApi, describe_api_error
 from meshproof.errors import MeshproofError
+from meshproof.proxypod import PROXY_CONTAINER
 
 __all__ = [
     "PromSample",
@@ -110,7 +111,7 @@ def admin_get(api: ClusterApi, namespace: str, pod: str, path: str) -> str:
             api.core.connect_get_namespaced_pod_exec,
             pod,
             namespace,
-            container="istio-proxy",
+            container=PROXY_CONTAINER,
             command=["pilot-agent", "request", "GET", path],
             stderr=True,
             stdin=False,

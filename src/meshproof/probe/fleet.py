@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from meshproof.clients.kube import ClusterApi, WebhookUnavailable
 from meshproof.errors import MeshproofError
+from meshproof.proxypod import has_proxy
 from meshproof.safety.marks import RUN_ID_LABEL
 from meshproof.timeouts import Timeouts
 from meshproof.waiting import eventually
@@ -125,8 +126,10 @@ class ProbeFleet:
                 pod = api.get(f"/api/v1/namespaces/{self.namespace}/pods/{name}")
                 conditions = {c["type"]: c["status"]
                               for c in (pod.get("status") or {}).get("conditions") or []}
+                status = pod.get("status") or {}
                 waiting = [s.get("state", {}).get("waiting", {}).get("reason", "")
-                           for s in (pod.get("status") or {}).get("containerStatuses") or []]
+                           for s in (status.get("initContainerStatuses") or [])
+                           + (status.get("containerStatuses") or [])]
                 assert conditions.get("Ready") == "True", (
                     f"pod {name} not Ready ({', '.join(filter(None, waiting)) or 'starting'})")
 
@@ -137,7 +140,7 @@ class ProbeFleet:
         """Whether the mesh copy really got a sidecar (INJECTION reads this too)."""
         pod = self.apis[cluster].get(
             f"/api/v1/namespaces/{self.namespace}/pods/{self.pod_name('mesh')}")
-        return any(c.get("name") == "istio-proxy" for c in pod["spec"]["containers"])
+        return has_proxy(pod)
 
     def request(self, cluster: str, kind: Kind, spec: dict[str, Any]) -> dict[str, Any]:
         """Ask one agent to make requests (see ``meshproof.probe.agent``); the call may take

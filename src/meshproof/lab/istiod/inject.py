@@ -2,11 +2,19 @@
 
 The injected pod has the shape of Istio's default ``sidecar`` template (istio/istio
 ``manifests/charts/istio-control/istio-discovery/files/injection-template.yaml``):
-an ``istio-init`` init container, an ``istio-proxy`` container after the app's
-containers (``proxy sidecar`` args, port 15090 ``http-envoy-prom``, readiness on
-15021 ``/healthz/ready``, the ISTIO_META_* environment), the Istio volumes, the
+an ``istio-init`` init container, an ``istio-proxy`` container (``proxy sidecar`` args,
+port 15090 ``http-envoy-prom``, startup and readiness probes on 15021
+``/healthz/ready``, the ISTIO_META_* environment), the Istio volumes, the
 ``sidecar.istio.io/status`` and Prometheus annotations, and the
 ``security.istio.io/tlsMode`` / canonical-service labels.
+
+Where the proxy goes depends on native sidecars (the template's ``$nativeSidecar``):
+classic injection appends it to ``containers``; native injection (Istio ≥ 1.28 on
+kubelets ≥ 1.33, ``pkg/kube/inject/webhook.go`` ``DetectNativeSidecar``) puts it in
+``initContainers`` after ``istio-init`` with ``restartPolicy: Always`` and a preStop
+``pilot-agent request POST drain``, and the status annotation lists it among the init
+containers (``pkg/kube/inject/testdata/inject/native-sidecar-opt-in.yaml.injected``). The
+pod annotation ``sidecar.istio.io/nativeSidecar`` overrides istiod's setting either way.
 """
 
 from __future__ import annotations
@@ -20,7 +28,8 @@ from typing import Any
 import jsonpatch
 import yaml
 
-__all__ = ["InjectionSettings", "inject", "review_response", "skip_reason"]
+__all__ = ["InjectionSettings", "inject", "review_response", "skip_reason",
+           "wants_native_sidecar"]
 
 Obj = dict[str, Any]
 
@@ -63,6 +72,18 @@ class InjectionSettings:
     proxy_config: Obj = field(default_factory=dict)
     """meshConfig.defaultConfig (proxyStatsMatcher and the like), merged with the pod's
     ``proxy.istio.io/config`` annotation."""
+    native_sidecars: bool = True
+    """Whether istiod injects native sidecars (its ``ENABLE_NATIVE_SIDECARS`` decision)."""
+
+
+def wants_native_sidecar(pod: Obj, settings: InjectionSettings) -> bool:
+    """istiod's setting, unless the pod's ``sidecar.istio.io/nativeSidecar`` says otherwise
+    (``pkg/kube/inject/inject.go``: the annotation takes precedence over the feature flag)."""
+    flag = str(((pod.get("metadata") or {}).get("annotations") or {}).get(
+        "sidecar.istio.io/nativeSidecar", "")).lower()
+    if flag in ("true", "false"):
+        return flag == "true"
+    return settings.native_sidecars
 
 
 def skip_reason(pod: Obj) -> str:
@@ -142,6 +163,7 @@ def rewrite_probes(containers: list[Obj]) -> dict[str, Obj]:
 def inject(pod: Obj, namespace: str, settings: InjectionSettings) -> Obj:
     """The pod with the sidecar added (a copy; the input is not changed)."""
     pod = copy.deepcopy(pod)
+    native = wants_native_sidecar(pod, settings)
     meta = pod.setdefault("metadata", {})
     spec = pod.setdefault("spec", {})
     labels = meta.setdefault("labels", {})
@@ -190,6 +212,11 @@ def inject(pod: Obj, namespace: str, settings: InjectionSettings) -> Obj:
                  "--log_output_level=default:info"],
         "ports": [{"containerPort": 15090, "name": "http-envoy-prom", "protocol": "TCP"}],
         "env": env,
+        "startupProbe": {
+            "httpGet": {"path": "/healthz/ready", "port": 15021},
+            "initialDelaySeconds": 0, "periodSeconds": 1, "timeoutSeconds": 3,
+            "failureThreshold": 600,
+        },
         "readinessProbe": {
             "httpGet": {"path": "/healthz/ready", "port": 15021},
             "periodSeconds": 15, "timeoutSeconds": 3, "failureThreshold": 4,
@@ -216,7 +243,13 @@ def inject(pod: Obj, namespace: str, settings: InjectionSettings) -> Obj:
                             "capabilities": {"add": ["NET_ADMIN", "NET_RAW"], "drop": ["ALL"]}},
     }
     spec.setdefault("initContainers", []).append(init)
-    spec.setdefault("containers", []).append(sidecar)
+    if native:
+        sidecar["restartPolicy"] = "Always"
+        sidecar["lifecycle"] = {"preStop": {"exec": {"command": [
+            "pilot-agent", "request", "--debug-port=15020", "POST", "drain"]}}}
+        spec["initContainers"].append(sidecar)
+    else:
+        spec.setdefault("containers", []).append(sidecar)
     spec.setdefault("volumes", []).extend(copy.deepcopy(_VOLUMES))
     labels.setdefault("security.istio.io/tlsMode", "istio")
     labels.setdefault("service.istio.io/canonical-name",
@@ -231,8 +264,8 @@ def inject(pod: Obj, namespace: str, settings: InjectionSettings) -> Obj:
     annotations.setdefault("prometheus.io/scrape", "true")
     annotations.setdefault("istio.io/rev", "default")
     annotations["sidecar.istio.io/status"] = json.dumps({
-        "initContainers": ["istio-init"],
-        "containers": ["istio-proxy"],
+        "initContainers": ["istio-init", "istio-proxy"] if native else ["istio-init"],
+        "containers": None if native else ["istio-proxy"],
         "volumes": [v["name"] for v in _VOLUMES],
         "imagePullSecrets": None,
         "revision": "default",

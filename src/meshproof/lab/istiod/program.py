@@ -21,7 +21,9 @@ from meshproof.lab.istiod.discovery import Discovery
 from meshproof.lab.istiod.inject import InjectionSettings
 from meshproof.lab.istiod.kubeapi import ApiEndpoint, ApiWriter
 from meshproof.lab.istiod.metrics import IstiodMetrics
+from meshproof.lab.istiod.native import default_mode, istio_version, native_sidecars
 from meshproof.lab.istiod.server import IstiodServer
+from meshproof.lab.istiod.view import PilotFeatures
 
 __all__ = ["run"]
 
@@ -90,12 +92,38 @@ async def _publish(discovery: Discovery, writer: ApiWriter, ca: WorkloadCA,
         generation = await discovery.pushed_after(generation, wait)
 
 
+async def _kubelet_versions(local: ApiEndpoint, log: Callable[[str], None]) -> list[str] | None:
+    """Every node's kubelet version, as ``DetectNativeSidecar`` reads them; None when the
+    nodes cannot be read."""
+    try:
+        async with local.session() as session, session.get("/api/v1/nodes") as reply:
+            reply.raise_for_status()
+            nodes = (await reply.json()).get("items") or []
+    except Exception as exc:
+        log(f"could not read nodes for native sidecar detection: {exc}")
+        return None
+    return [str(((n.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion", ""))
+            for n in nodes]
+
+
+async def _native_sidecars(ctx: ContainerContext, local: ApiEndpoint,
+                           log: Callable[[str], None]) -> bool:
+    version = istio_version(str(ctx.container.get("image", "")))
+    mode = ctx.env.get("ENABLE_NATIVE_SIDECARS") or default_mode(version)
+    native = native_sidecars(mode, await _kubelet_versions(local, log)
+                             if mode.strip().lower() == "auto" else [])
+    log(f"ENABLE_NATIVE_SIDECARS={mode}: injecting {'native' if native else 'classic'} "
+        "sidecars")
+    return native
+
+
 async def _main(ctx: ContainerContext) -> int:
     log = _log(ctx)
     cluster = ctx.env.get("CLUSTER_ID", ctx.cluster)
     local = _in_cluster(ctx)
     metrics = IstiodMetrics()
-    discovery = Discovery(cluster, local, metrics, log=log)
+    discovery = Discovery(cluster, local, metrics, log=log,
+                          features=PilotFeatures.from_env(ctx.env))
     discovery.start()
     if not await discovery.synced(SYNC_TIMEOUT):
         log("caches did not sync in time; serving anyway")
@@ -113,7 +141,8 @@ async def _main(ctx: ContainerContext) -> int:
     injection = InjectionSettings(
         image=ctx.env.get("ISTIO_PROXY_IMAGE", PROXY_IMAGE), cluster_id=cluster,
         network=network, mesh_id=mesh.mesh_id, trust_domain=mesh.trust_domain,
-        proxy_config=mesh.default_config)
+        proxy_config=mesh.default_config,
+        native_sidecars=await _native_sidecars(ctx, local, log))
     server = IstiodServer(address=ctx.pod_ip, discovery=discovery, ca=ca, metrics=metrics,
                           injection=injection)
     await server.start()

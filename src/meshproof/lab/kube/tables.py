@@ -74,24 +74,71 @@ def _images(o: Obj) -> str:
     return ",".join(c.get("image", "") for c in _containers(o))
 
 
+def _terminated_reason(terminated: Obj, prefix: str = "") -> str:
+    if terminated.get("reason"):
+        return prefix + str(terminated["reason"])
+    if terminated.get("signal"):
+        return f"{prefix}Signal:{terminated['signal']}"
+    return f"{prefix}ExitCode:{terminated.get('exitCode', 0)}"
+
+
 def _pod_row(o: Obj) -> list[Any]:
+    """READY / STATUS / RESTARTS as ``printPod`` computes them: sidecar containers (init
+    containers with ``restartPolicy: Always``) count in READY's total and, once started,
+    in its ready count; an init container that has not finished shows ``Init:...``."""
     spec, status = o.get("spec") or {}, o.get("status") or {}
-    statuses = status.get("containerStatuses") or []
-    ready = sum(1 for s in statuses if s.get("ready"))
-    restarts = sum(int(s.get("restartCount", 0)) for s in statuses)
+    inits = spec.get("initContainers") or []
+    sidecars = {c.get("name") for c in inits if c.get("restartPolicy") == "Always"}
+    total = len(spec.get("containers") or []) + len(sidecars)
+    ready = restarts = sidecar_restarts = 0
     shown = status.get("reason") or status.get("phase") or "Pending"
-    for s in statuses:
-        waiting = (s.get("state") or {}).get("waiting") or {}
-        terminated = (s.get("state") or {}).get("terminated") or {}
-        if waiting.get("reason"):
-            shown = waiting["reason"]
-        elif terminated.get("reason") and not s.get("ready"):
-            shown = terminated["reason"]
+    initializing = False
+    for i, s in enumerate(status.get("initContainerStatuses") or []):
+        state = s.get("state") or {}
+        restarts += int(s.get("restartCount", 0))
+        if s.get("name") in sidecars:
+            sidecar_restarts += int(s.get("restartCount", 0))
+            if s.get("started"):
+                ready += 1 if s.get("ready") else 0
+                continue
+        terminated, waiting = state.get("terminated"), state.get("waiting") or {}
+        if terminated and terminated.get("exitCode") == 0:
+            continue
+        if terminated:
+            shown = _terminated_reason(terminated, "Init:")
+        elif waiting.get("reason") and waiting["reason"] != "PodInitializing":
+            shown = f"Init:{waiting['reason']}"
+        else:
+            shown = f"Init:{i}/{len(inits)}"
+        initializing = True
+        break
+    initialized = any(c.get("type") == "Initialized" and c.get("status") == "True"
+                      for c in status.get("conditions") or [])
+    if not initializing or initialized:
+        restarts = sidecar_restarts
+        for s in reversed(status.get("containerStatuses") or []):
+            state = s.get("state") or {}
+            restarts += int(s.get("restartCount", 0))
+            if (state.get("waiting") or {}).get("reason"):
+                shown = state["waiting"]["reason"]
+            elif state.get("terminated"):
+                shown = _terminated_reason(state["terminated"])
+            elif s.get("ready") and state.get("running") is not None:
+                ready += 1
+        if shown == "Completed" and any(
+                (s.get("state") or {}).get("running") is not None and s.get("ready")
+                for s in status.get("containerStatuses") or []):
+            shown = "NotReady" if not _pod_ready(status) else "Running"
     if (o.get("metadata") or {}).get("deletionTimestamp"):
         shown = "Terminating"
-    return [o["metadata"]["name"], f"{ready}/{len(spec.get('containers') or [])}", shown,
+    return [o["metadata"]["name"], f"{ready}/{total}", shown,
             restarts, _age(o), status.get("podIP") or "<none>", spec.get("nodeName") or "<none>",
             status.get("nominatedNodeName") or "<none>", "<none>"]
+
+
+def _pod_ready(status: Obj) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in status.get("conditions") or [])
 
 
 def _ports(o: Obj) -> str:

@@ -22,19 +22,31 @@ __all__ = ["admin_request", "main", "write_pilot_agent_script"]
 _ADMIN_PORT_FILE = "admin.port"  # same name as proxy.ADMIN_PORT_FILE; kept import-light
 
 
+ADMIN_PORT = 15000
+ALLOWED_PORTS = (15000, 15004, 15020, 15021)
+"""``pilot-agent request --debug-port``'s allowed list (istio/istio
+``pilot/cmd/pilot-agent/app/request.go``)."""
+
+
 def admin_request(
-    pod_dir: Path, method: str, path: str, *, timeout: float = 10.0
+    pod_dir: Path, method: str, path: str, *, timeout: float = 10.0, port: int = ADMIN_PORT,
+    body: str = ""
 ) -> tuple[int, bytes]:
-    """Send one request to the admin of the proxy whose pod directory is ``pod_dir``."""
+    """Send one request to the proxy whose pod directory is ``pod_dir``: Envoy's admin by
+    default, or one of pilot-agent's own ports (they listen on the pod's IP in the lab)."""
+    host = "127.0.0.1"
+    if port == ADMIN_PORT:
+        try:
+            port = int((pod_dir / _ADMIN_PORT_FILE).read_text().strip())
+        except (OSError, ValueError) as exc:
+            raise OSError(
+                f"no proxy admin port recorded in {pod_dir / _ADMIN_PORT_FILE}: {exc}"
+            ) from exc
+    else:
+        host = os.environ.get("INSTANCE_IP") or host
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        port = int((pod_dir / _ADMIN_PORT_FILE).read_text().strip())
-    except (OSError, ValueError) as exc:
-        raise OSError(
-            f"no proxy admin port recorded in {pod_dir / _ADMIN_PORT_FILE}: {exc}"
-        ) from exc
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request(method.upper(), "/" + path.lstrip("/"))
+        conn.request(method.upper(), "/" + path.lstrip("/"), body=body or None)
         resp = conn.getresponse()
         return resp.status, resp.read()
     finally:
@@ -46,11 +58,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pod-dir", default=os.environ.get("MESHPROOF_POD_DIR", "."))
     sub = parser.add_subparsers(dest="command", required=True)
     req = sub.add_parser("request", help="send a request to the local Envoy admin")
+    req.add_argument("--debug-port", type=int, default=ADMIN_PORT)
     req.add_argument("method")
     req.add_argument("path")
+    req.add_argument("body", nargs="?", default="")
     args = parser.parse_args(argv)
+    if args.debug_port not in ALLOWED_PORTS:
+        print(f"Error: debug port {args.debug_port} is not in allowed list "
+              f"{list(ALLOWED_PORTS)}", file=sys.stderr)
+        return 1
     try:
-        status, body = admin_request(Path(args.pod_dir), args.method, args.path)
+        status, body = admin_request(Path(args.pod_dir), args.method, args.path,
+                                     port=args.debug_port, body=args.body)
     except OSError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1

@@ -68,6 +68,8 @@ class Runtime:
         self.extra_probers: dict[str, AppProbe] = {}
         """App probes from the pod spec (``ISTIO_KUBE_APP_PROBERS``); the config's add to them."""
         self.recent_log: collections.deque[str] = collections.deque(maxlen=500)
+        self.draining = False
+        """Set by pilot-agent's ``POST /drain`` (a native sidecar's preStop hook)."""
         self._log = log or _stdout
         self.stats.set_gauge("", "", "server.state", 1)  # PRE_INITIALIZING until a config arrives
         self.stats.set_gauge("", "", "server.live", 0)
@@ -168,6 +170,8 @@ class Runtime:
         """Readiness as 15021 reports it: a config, and a certificate that has not expired."""
         if self.config is None:
             return False, "no config received from istiod yet"
+        if self.draining:
+            return False, "Envoy is draining"
         if self.cert is None:
             # AUTO_PASSTHROUGH never terminates TLS, so an east-west gateway is ready without one.
             if self.config.mode == "eastwest":

@@ -3,6 +3,12 @@
 Restart semantics follow the kubelet: ``restartPolicy`` Always / OnFailure / Never,
 ``restartCount``, ``lastState.terminated``, CrashLoopBackOff with a doubling back-off
 (lab-short: 0.5 s doubling to at most 5 s, reset after 10 s of running).
+
+An init container with ``restartPolicy: Always`` is a sidecar (KEP-753, GA in Kubernetes
+1.33): it is restarted whenever it exits, whatever the pod's policy, has probes like an
+app container, and its status carries ``started`` and ``ready``
+(``pkg/kubelet/prober/prober_manager.go`` ``UpdatePodStatus``). A plain init container
+reports ``started`` too, and ``ready`` once it has completed.
 References: kubernetes/kubernetes ``pkg/kubelet/kuberuntime/kuberuntime_container.go``,
 ``pkg/kubelet/prober/``, ``pkg/kubelet/lifecycle/handlers.go``.
 """
@@ -57,6 +63,7 @@ class ContainerRun:
         self.name = str(spec["name"])
         self.image = str(spec.get("image", ""))
         self.init = init
+        self.sidecar = init and spec.get("restartPolicy") == "Always"
         self.restart_count = 0
         self.state: Obj = {"waiting": {"reason": "ContainerCreating" if not init
                                        else "PodInitializing"}}
@@ -74,6 +81,9 @@ class ContainerRun:
         self.previous_log = logs / f"{self.name}.previous.log"
         self._started: asyncio.Future[tuple[int | None, str]] | None = None
         self._exited: asyncio.Future[tuple[int, bool]] | None = None
+        self.became_started = asyncio.Event()
+        """Set each time the container counts as started (running and past its startup
+        probe); the kubelet starts the next init container of a pod only then."""
 
     # -- events from the pod process --------------------------------------------------------
     def on_started(self, pid: int) -> None:
@@ -101,9 +111,17 @@ class ContainerRun:
             out["containerID"] = f"lab://{self.pid}"
         elif "terminated" in self.state and self.state["terminated"].get("containerID"):
             out["containerID"] = self.state["terminated"]["containerID"]
-        if self.init:
-            out.pop("started")
+        if self.init and not self.sidecar:
+            done = self.state.get("terminated") or {}
+            out["ready"] = "exitCode" in done and done["exitCode"] == 0
         return out
+
+    def _set_started(self, started: bool) -> None:
+        self.started = started
+        if started:
+            self.became_started.set()
+        else:
+            self.became_started.clear()
 
     # -- the container's life ---------------------------------------------------------------
     async def _resolve_image(self) -> images.Program:
@@ -213,9 +231,9 @@ class ContainerRun:
                 self.state = {"running": {"startedAt": started_at}}
                 await self.run_hook("postStart")
                 await w.event("Started", f"Started container {self.name}")
-                self.started = "startupProbe" not in self.spec
+                self._set_started("startupProbe" not in self.spec)
                 probes = self._start_probes()
-                if not self.init and "readinessProbe" not in self.spec:
+                if (not self.init or self.sidecar) and "readinessProbe" not in self.spec:
                     self.ready = self.started
                 w.changed()
                 code, sandbox_died = await self._exited
@@ -234,11 +252,12 @@ class ContainerRun:
                 terminated["message"] = error
             self.pid = None
             self.ready = False
-            self.started = False
+            self._set_started(False)
             self.state = {"terminated": terminated}
             # lastState is the termination before the current state: it moves only when the
             # container is started again.
-            if w.stopping or not self._should_restart(code) or (self.init and code == 0):
+            if w.stopping or not self._should_restart(code) or (
+                    self.init and not self.sidecar and code == 0):
                 w.changed()
                 if w.stopping:
                     break
@@ -284,13 +303,15 @@ class ContainerRun:
 
     def _should_restart(self, code: int) -> bool:
         policy = self.worker.pod.get("spec", {}).get("restartPolicy", "Always")
+        if self.sidecar:
+            return True
         if self.init:
             return code != 0 and policy != "Never"
         return policy == "Always" or (policy == "OnFailure" and code != 0)
 
     # -- probes -------------------------------------------------------------------------------
     def _start_probes(self) -> list[asyncio.Task[None]]:
-        if self.init:
+        if self.init and not self.sidecar:
             return []
         tasks = []
         for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
@@ -328,7 +349,7 @@ class ContainerRun:
                               once=True)
             if kind == "startupProbe":
                 if ok:
-                    self.started = True
+                    self._set_started(True)
                     if "readinessProbe" not in self.spec:
                         self.ready = True
                     w.changed()

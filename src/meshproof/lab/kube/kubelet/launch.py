@@ -160,8 +160,12 @@ def capture_env(pod: dict[str, Any], container: str, pod_ip: str, api_host: str
     an injected pod's app containers send their HTTP through the sidecar's outbound port
     and listen off the ports the sidecar owns."""
     spec = pod.get("spec") or {}
-    if container == SIDECAR or not any(c.get("name") == SIDECAR
-                                       for c in spec.get("containers") or []):
+    # Classic injection lists the proxy among the containers, native among the init
+    # containers (restartPolicy Always); either way it captures the apps' traffic.
+    proxies = [c for c in spec.get("containers") or [] if c.get("name") == SIDECAR]
+    proxies += [c for c in spec.get("initContainers") or []
+                if c.get("name") == SIDECAR and c.get("restartPolicy") == "Always"]
+    if container == SIDECAR or not proxies:
         return {}
     proxy = f"http://{pod_ip}:{OUTBOUND_CAPTURE_PORT}"
     no_proxy = ",".join(dict.fromkeys([api_host, pod_ip, "127.0.0.1", "localhost"]))

@@ -3,8 +3,16 @@
 A pod process that dies (``kill -9``) takes its containers with it and they are
 restarted with ``restartCount + 1``; deletion runs preStop hooks, sends SIGTERM and
 SIGKILL after the grace period, then finalizes the pod in the store.
+
+Sidecar containers (init containers with ``restartPolicy: Always``, KEP-753) start in
+their place among the init containers: the next one starts once the sidecar has started
+(running, and past its startup probe), and they keep running beside the app containers.
+Their readiness counts in the pod's Ready condition. On deletion every container's preStop
+hook runs at once; the app containers get SIGTERM first, and the sidecars only after the
+app containers have exited, in reverse order (``kuberuntime_termination_order.go``).
 References: kubernetes/kubernetes ``pkg/kubelet/kuberuntime/kuberuntime_manager.go``,
-``pkg/kubelet/status/status_manager.go``.
+``pkg/kubelet/kuberuntime/kuberuntime_container.go`` ``killContainersWithSyncResult``,
+``pkg/kubelet/status/status_manager.go``, ``pkg/kubelet/status/generate.go``.
 """
 
 from __future__ import annotations
@@ -156,6 +164,11 @@ class PodWorker:
                 sandbox = asyncio.create_task(self._sandbox_loop())
                 tasks += [sandbox, asyncio.create_task(self._sync_volumes())]
                 for c in self.init_containers:
+                    if c.sidecar:
+                        tasks.append(asyncio.create_task(c.run()))
+                        if not await self._started(c):
+                            break
+                        continue
                     code = await c.run()
                     if code != 0 or self.stopping:
                         break
@@ -182,6 +195,21 @@ class PodWorker:
                     await k.store.finalize(k.pods_res, self.name, namespace=self.namespace)
             self.done.set()
 
+    async def _started(self, c: ContainerRun) -> bool:
+        """Wait until a sidecar has started; False when the pod is being stopped first."""
+        stop = asyncio.create_task(self._stop.wait())
+        started = asyncio.create_task(c.became_started.wait())
+        try:
+            await asyncio.wait({stop, started}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            started.cancel()
+        return not self.stopping
+
+    @property
+    def sidecars(self) -> list[ContainerRun]:
+        return [c for c in self.init_containers if c.sidecar]
+
     async def _sync_volumes(self) -> None:
         """Keep ConfigMap / Secret / token files current, as the kubelet's periodic sync does
         (a missing object leaves the last files in place)."""
@@ -196,7 +224,9 @@ class PodWorker:
                 log.exception("volume sync of pod %s/%s", self.namespace, self.name)
 
     async def _terminate(self, tasks: list[asyncio.Task[Any]]) -> None:
-        running = [c for c in self.containers if c.pid is not None]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(self.grace, 0.1)
+        running = [c for c in self.containers + self.sidecars if c.pid is not None]
         for c in running:
             await self.event("Killing", f"Stopping container {c.name}")
         # preStop hooks run before SIGTERM, within the grace period.
@@ -204,6 +234,8 @@ class PodWorker:
                  for c in running if (c.spec.get("lifecycle") or {}).get("preStop")]
         if hooks:
             await asyncio.wait(hooks, timeout=max(self.grace, 0.1))
+        if self.sidecars:
+            await self._stop_in_order(deadline)
         proc = self._proc
         if proc is not None and proc.returncode is None and self.sandbox_pid is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -218,6 +250,20 @@ class PodWorker:
                 await asyncio.wait_for(proc.wait(), 5)
         if tasks:
             await asyncio.wait(tasks, timeout=2)
+
+    async def _stop_in_order(self, deadline: float) -> None:
+        """SIGTERM the app containers, wait for them to exit, then each sidecar in reverse
+        order; whatever is left when the grace period ends goes with the pod process."""
+        loop = asyncio.get_running_loop()
+        groups = [[c for c in self.containers if c.pid is not None]]
+        groups += [[c] for c in reversed(self.sidecars) if c.pid is not None]
+        for group in groups:
+            for c in group:
+                self.send({"op": "signal", "name": c.name, "sig": int(signal.SIGTERM)})
+            while any(c.pid is not None for c in group) and loop.time() < deadline:
+                await asyncio.sleep(0.05)
+            if loop.time() >= deadline:
+                return
 
     async def _sandbox_loop(self) -> None:
         """Keep a pod process running; when it dies, its containers die and restart."""
@@ -308,8 +354,9 @@ class PodWorker:
 
     def status(self) -> Obj:
         k = self.kubelet
-        ready = bool(self.containers) and all(c.ready for c in self.containers)
-        not_ready = [c.name for c in self.containers if not c.ready]
+        counted = self.sidecars + self.containers
+        ready = bool(self.containers) and all(c.ready for c in counted)
+        not_ready = [c.name for c in counted if not c.ready]
         phase = self._phase()
         conditions = [
             self._cond("PodReadyToStartContainers", self._sandbox_ok),
