@@ -68,13 +68,15 @@ def _service(core: client.ApiClient, ns: str, name: str, ports: list[dict[str, A
 
 
 def _slice(core: client.ApiClient, ns: str, svc: str, endpoints: list[tuple[str, str, bool]],
-           port: int, port_name: str = "http") -> None:
+           port: int, port_name: str = "http",
+           more_ports: list[tuple[str, int]] | None = None) -> None:
     """An EndpointSlice as the lab's endpoints controller writes it: (pod, ip, ready)."""
     body = {"metadata": {"name": f"{svc}-abcde", "labels": {
         "kubernetes.io/service-name": svc,
         "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}},
         "addressType": "IPv4",
-        "ports": [{"name": port_name, "port": port, "protocol": "TCP"}],
+        "ports": [{"name": name, "port": number, "protocol": "TCP"}
+                  for name, number in [(port_name, port), *(more_ports or [])]],
         "endpoints": [{"addresses": [ip], "conditions": {"ready": ready, "serving": ready,
                                                          "terminating": False},
                        "nodeName": "aws-eks-control-plane", "zone": "us-east-1a",
@@ -114,7 +116,8 @@ def test_services_appear_with_addresses_tags_meta_and_readiness(
     assert entry["Node"]["Meta"] == {"external-source": "kubernetes"}
     svc = entry["Service"]
     assert svc["ID"] == service_id("helloworld-sample", "127.1.0.11")
-    assert svc["Port"] == 5000 and svc["Tags"] == ["k8s"]
+    assert svc["Port"] == 0 and svc["Tags"] == ["k8s"]
+    assert svc["Ports"] == [{"Name": "http", "Port": 5000, "Default": True}]
     assert svc["Meta"] == {"external-source": "kubernetes", "external-k8s-ns": "sample",
                            "port-http": "5000", "external-k8s-ref-name": "helloworld-v1-7d9-a1",
                            "external-k8s-ref-kind": "Pod",
@@ -126,6 +129,33 @@ def test_services_appear_with_addresses_tags_meta_and_readiness(
                                                                       "127.1.0.12"}
     _, services = cc.catalog.services()
     assert services["helloworld-sample"] == ["k8s"]
+
+
+def test_a_two_port_service_is_registered_with_port_zero_and_its_ports(
+        core: client.ApiClient, cc: consul.Consul) -> None:
+    """consul-k8s ≥ 1.9 catalog sync (hashicorp/consul-k8s
+    ``control-plane/catalog/to-consul/resource.go``, ``registerServiceInstance``, PR #4778)
+    registers each ClusterIP endpoint with ``Port: 0`` and ``Ports``, the EndpointSlice's
+    ports with the first flagged ``Default``; Consul answers them on ``/v1/health/service``
+    and as ``ServicePorts`` on ``/v1/catalog/service`` (hashicorp/consul issue #23815)."""
+    _namespace(core, "multi")
+    _service(core, "multi", "shop", [{"name": "http", "port": 80, "targetPort": 8080},
+                                      {"name": "metrics", "port": 9090, "targetPort": 9091}])
+    _slice(core, "multi", "shop", [("shop-1", "127.1.0.51", True)], 8080,
+           more_ports=[("metrics", 9091)])
+    ports = [{"Name": "http", "Port": 8080, "Default": True},
+             {"Name": "metrics", "Port": 9091, "Default": False}]
+
+    def synced() -> dict[str, Any]:
+        found = _instances(cc, "shop-multi")
+        assert set(found) == {"127.1.0.51"}, found
+        return found["127.1.0.51"]["Service"]
+
+    svc = eventually(synced, timeout=WITHIN, interval=POLL, what="shop-multi in Consul")
+    assert (svc["Port"], svc["Ports"]) == (0, ports)
+    assert svc["Meta"]["port-http"] == "80" and svc["Meta"]["port-metrics"] == "9090"
+    _, (entry,) = cc.catalog.service("shop-multi")
+    assert (entry["ServicePort"], entry["ServicePorts"]) == (0, ports)
 
 
 def test_denied_namespaces_and_opted_out_services_are_not_synced(

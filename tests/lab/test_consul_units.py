@@ -119,9 +119,11 @@ def test_registrations_per_endpoint_with_readiness_and_ports() -> None:
         [_eps("web", "sample", ("127.2.0.5", True), ("127.2.0.6", False)),
          _eps("dns", "kube-system", ("127.2.0.7", True))], opts)
     assert [(r["Service"]["Service"], r["Service"]["Address"], r["Service"]["Port"],
-             r["Check"]["Status"]) for r in regs] == [
-        ("web-sample", "127.2.0.5", 8080, "passing"), ("web-sample", "127.2.0.6", 8080,
-                                                        "critical")]
+             r["Service"]["Ports"], r["Check"]["Status"]) for r in regs] == [
+        ("web-sample", "127.2.0.5", 0, [{"Name": "http", "Port": 8080, "Default": True}],
+         "passing"),
+        ("web-sample", "127.2.0.6", 0, [{"Name": "http", "Port": 8080, "Default": True}],
+         "critical")]
     assert regs[0]["Service"]["ID"] == service_id("web-sample", "127.2.0.5")
     assert regs[0]["Service"]["ID"].startswith("web-sample-") and len(
         regs[0]["Service"]["ID"]) == len("web-sample-") + 12
@@ -137,9 +139,76 @@ def test_registrations_for_load_balancers_external_ips_and_opt_out() -> None:
     off = _svc("quiet", "prod", ann={"consul.hashicorp.com/service-sync": "false"})
     regs = desired_registrations([lb, ext, off], [_eps("quiet", "prod", ("127.1.0.1", True))],
                                  opts)
-    assert sorted((r["Service"]["Service"], r["Service"]["Address"], r["Service"]["Port"])
-                  for r in regs) == [("gw", "127.11.0.9", 80), ("legacy", "10.0.0.1", 80)]
+    assert sorted((r["Service"]["Service"], r["Service"]["Address"], r["Service"]["Port"],
+                   r["Service"]["Ports"][0]["Port"]) for r in regs) == [
+        ("gw", "127.11.0.9", 0, 80), ("legacy", "10.0.0.1", 0, 80)]
     assert "Check" not in regs[0]
+
+
+def _two_port_service(annotation: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    svc = _svc("web", "sample", ann={"consul.hashicorp.com/service-port": annotation}
+               if annotation else {})
+    svc["spec"]["ports"] = [{"name": "http", "port": 80, "targetPort": 8080},
+                            {"name": "", "port": 9090, "targetPort": 9091}]
+    eps = _eps("web", "sample", ("127.2.0.5", True))
+    eps["ports"] = [{"name": "http", "port": 8080}, {"name": "", "port": 9091}]
+    return svc, eps
+
+
+def test_registrations_carry_port_zero_and_every_port_with_the_default_flagged() -> None:
+    """consul-k8s ≥ 1.9 (hashicorp/consul-k8s ``control-plane/catalog/to-consul/resource.go``,
+    PR #4778 "sync multiple ports"; ``resource_test.go`` checks the same shapes): a ClusterIP
+    instance has ``Port: 0`` and ``Ports`` from its EndpointSlice, an unnamed port is
+    ``port<N>`` (``getPortName``), the first port is the default unless the
+    ``service-port`` annotation names one (moved to the front) or gives a number (an extra
+    ``default`` entry in front)."""
+    svc, eps = _two_port_service()
+    (reg,) = desired_registrations([svc], [eps], SyncOptions())
+    assert reg["Service"]["Port"] == 0
+    assert reg["Service"]["Ports"] == [{"Name": "http", "Port": 8080, "Default": True},
+                                       {"Name": "port2", "Port": 9091, "Default": False}]
+    assert reg["Service"]["Meta"]["port-http"] == "80"
+    svc, eps = _two_port_service("metrics")
+    svc["spec"]["ports"][1]["name"] = eps["ports"][1]["name"] = "metrics"
+    (reg,) = desired_registrations([svc], [eps], SyncOptions())
+    assert reg["Service"]["Ports"] == [{"Name": "metrics", "Port": 9091, "Default": True},
+                                       {"Name": "http", "Port": 8080, "Default": False}]
+    svc, eps = _two_port_service("7000")
+    (reg,) = desired_registrations([svc], [eps], SyncOptions())
+    assert reg["Service"]["Ports"] == [{"Name": "default", "Port": 7000, "Default": True},
+                                       {"Name": "http", "Port": 8080, "Default": False},
+                                       {"Name": "port2", "Port": 9091, "Default": False}]
+    lb, _ = _two_port_service()
+    lb["spec"]["type"] = "LoadBalancer"
+    lb["status"] = {"loadBalancer": {"ingress": [{"ip": "127.11.0.9"}]}}
+    (reg,) = desired_registrations([lb], [], SyncOptions())
+    assert (reg["Service"]["Port"], reg["Service"]["Ports"]) == (0, [
+        {"Name": "http", "Port": 80, "Default": True},
+        {"Name": "port2", "Port": 9090, "Default": False}])
+
+
+def test_the_catalog_keeps_ports_and_answers_them_as_consul_does() -> None:
+    """Consul ≥ 1.22 keeps a service's ``Ports`` and answers them on the agent-service shape
+    (``/v1/health/service``, ``/v1/catalog/node``) and as ``ServicePorts`` on
+    ``/v1/catalog/service`` (the JSON hashicorp/consul issue #23815 shows)."""
+    state = CatalogState(datacenter="dc1")
+    svc, eps = _two_port_service()
+    (reg,) = desired_registrations([svc], [eps], SyncOptions())
+    assert state.register(reg)
+    assert not state.register(reg)
+    ports = [{"Name": "http", "Port": 8080, "Default": True},
+             {"Name": "port2", "Port": 9091, "Default": False}]
+    (entry,) = state.health_service("web")
+    assert (entry["Service"]["Port"], entry["Service"]["Ports"]) == (0, ports)
+    (node,) = state.service_nodes("web")
+    assert (node["ServicePort"], node["ServicePorts"]) == (0, ports)
+    assert state.register({"node": "n1", "address": "127.0.0.9", "service": {
+        "service": "plain", "ports": [{"name": "http", "port": 80, "default": True}]}})
+    assert state.health_service("plain")[0]["Service"]["Ports"] == [
+        {"Name": "http", "Port": 80, "Default": True}]
+    state.register({"Node": "n1", "Address": "127.0.0.9", "Service": {"Service": "old",
+                                                                      "Port": 81}})
+    assert "Ports" not in state.health_service("old")[0]["Service"]
 
 
 def test_state_indexes_move_only_on_change() -> None:

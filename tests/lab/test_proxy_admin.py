@@ -318,3 +318,47 @@ def test_the_proxy_program_runs_from_a_config_file_and_stops_on_sigterm(mesh, tm
         stdout, _ = proc.communicate(timeout=10)
     assert proc.returncode == 0
     assert b'"GET /hello HTTP/1.1" 200' in stdout
+
+
+def test_an_eds_unhealthy_host_is_flagged_failed_eds_health_and_gets_no_traffic(mesh) -> None:
+    """A not-ready pod istiod sends as ``UNHEALTHY`` (Istio ≥ 1.31, istio/istio
+    ``pilot/pkg/features/experimental.go`` ``PILOT_AUTO_SEND_UNHEALTHY_ENDPOINTS``;
+    ``pilot/pkg/xds/endpoints/endpoint_builder.go`` ``buildEnvoyLbEndpoint``) is listed in
+    ``/clusters`` with ``health_flags::/failed_eds_health`` (Envoy
+    ``source/common/upstream/host_utility.cc`` ``healthFlagsToString``), counts in
+    ``membership_total`` but not ``membership_healthy``, and gets no request; with every
+    host unhealthy the answer is 503 no healthy upstream, since Istio sets the panic
+    threshold to 0 when it sends unhealthy endpoints
+    (``pilot/pkg/networking/core/cluster_traffic_policy.go``)."""
+    h, pods = mesh
+    h.start()
+    sleep, v1, v2 = pods["sleep"], pods["v1"], pods["v2"]
+    assert sleep.proxy is not None
+    name = f"outbound|5000||{FQDN}"
+
+    def push(unhealthy: set[str]) -> None:
+        assert sleep.proxy is not None
+        config = h.istiod.config_for(sleep)
+        for ep in next(c for c in config.clusters if c.name == name).endpoints:
+            if ep.address in unhealthy:
+                ep.health_status = "UNHEALTHY"
+        h.loop.run(sleep.proxy.apply(config))
+
+    push({v2.ip})
+    answers = {via_sidecar(sleep, URL).text for _ in range(6)}
+    assert answers == {f"Hello version: v1, instance: {v1.name}, cluster: aws-eks\n"}
+    text = h.admin(sleep, "/clusters")
+    assert f"{name}::{v2.ip}:5000::health_flags::/failed_eds_health" in text
+    assert f"{name}::{v2.ip}:5000::rq_total::0" in text
+    assert f"{name}::{v1.ip}:5000::health_flags::healthy" in text
+    assert h.stat(sleep, f"cluster.{name};.membership_total") == 2
+    assert h.stat(sleep, f"cluster.{name};.membership_healthy") == 1
+    eds = json.loads(h.admin(sleep, "/config_dump?include_eds"))["configs"][-1]
+    statuses = {lb["endpoint"]["address"]["socket_address"]["address"]: lb["health_status"]
+                for c in eds["dynamic_endpoint_configs"]
+                if c["endpoint_config"]["cluster_name"] == name
+                for loc in c["endpoint_config"]["endpoints"] for lb in loc["lb_endpoints"]}
+    assert statuses == {v1.ip: "HEALTHY", v2.ip: "UNHEALTHY"}
+    push({v1.ip, v2.ip})
+    r = via_sidecar(sleep, URL)
+    assert (r.status_code, r.text) == (503, "no healthy upstream")

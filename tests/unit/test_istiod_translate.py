@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from meshproof.lab.istiod.policy import mtls_mode_for_port
 from meshproof.lab.istiod.translate import APP_PORT_OFFSET, proxy_config_for
-from meshproof.lab.istiod.view import ClusterView, MeshView
+from meshproof.lab.istiod.view import ClusterView, MeshView, PilotFeatures
 
 HOST = "helloworld.sample.svc.cluster.local"
 
@@ -147,3 +149,66 @@ def test_the_eastwest_gateway_only_knows_its_own_cluster() -> None:
     cluster = config.cluster(f"outbound|5000||{HOST}")
     assert config.mode == "eastwest"
     assert cluster is not None and [e.address for e in cluster.endpoints] == ["127.1.0.5"]
+
+
+def _with_unready_pods(**config: Any) -> MeshView:
+    view = two_clusters(**config)
+    unready = pod("helloworld-v1-b", "127.1.0.7", app="helloworld", version="v1",
+                  **{"security.istio.io/tlsMode": "istio"})
+    unready["status"]["conditions"] = [{"type": "Ready", "status": "False"}]
+    leaving = pod("helloworld-v1-c", "127.1.0.8", app="helloworld", version="v1",
+                  **{"security.istio.io/tlsMode": "istio"})
+    leaving["metadata"]["deletionTimestamp"] = "2026-08-01T00:00:00Z"
+    leaving["status"]["conditions"] = [{"type": "Ready", "status": "False"}]
+    view.local_cluster.pods += [unready, leaving]
+    return view
+
+
+def _local_health(view: MeshView, name: str = f"outbound|5000||{HOST}") -> dict[str, str]:
+    cluster = proxy_config_for(view, view.local_cluster.pods[1]).cluster(name)
+    assert cluster is not None
+    return {e.address: e.health_status for e in cluster.endpoints if e.cluster == "aws-eks"}
+
+
+def test_not_ready_pods_are_sent_unhealthy_and_terminating_ones_not_at_all() -> None:
+    """Istio 1.31 sends not-ready endpoints by default (istio/istio
+    ``pilot/pkg/features/experimental.go``: ``PILOT_AUTO_SEND_UNHEALTHY_ENDPOINTS`` true) as
+    ``UNHEALTHY`` (``pilot/pkg/serviceregistry/kube/controller/endpointslice.go``
+    ``endpointHealthStatus``; ``pilot/pkg/xds/endpoints/endpoint_builder.go``
+    ``buildEnvoyLbEndpoint``) and never sends terminating ones (``filterIstioEndpoint``)."""
+    assert _local_health(_with_unready_pods()) == {"127.1.0.5": "HEALTHY",
+                                                   "127.1.0.7": "UNHEALTHY"}
+
+
+def test_unhealthy_endpoints_are_kept_back_as_istio_decides() -> None:
+    """``supportsUnhealthyEndpoints`` (istio/istio ``pilot/pkg/xds/endpoints/
+    endpoint_builder.go``): not with a DestinationRule whose ``outlierDetection.minHealthPercent``
+    is above 0, not with ``PILOT_AUTO_SEND_UNHEALTHY_ENDPOINTS=false`` (the 1.25 to 1.30
+    compatibility profiles), always with ``PILOT_SEND_UNHEALTHY_ENDPOINTS=true``."""
+    rule = {"metadata": meta("helloworld", "sample"), "spec": {
+        "host": "helloworld", "trafficPolicy": {"outlierDetection": {"minHealthPercent": 50}},
+        "subsets": [{"name": "v1", "labels": {"version": "v1"},
+                     "trafficPolicy": {"outlierDetection": {"minHealthPercent": 0}}}]}}
+    guarded = _with_unready_pods(destination_rules=[rule])
+    assert _local_health(guarded) == {"127.1.0.5": "HEALTHY"}
+    assert _local_health(guarded, f"outbound|5000|v1|{HOST}") == {"127.1.0.5": "HEALTHY",
+                                                                  "127.1.0.7": "UNHEALTHY"}
+    old = PilotFeatures.from_env({"PILOT_AUTO_SEND_UNHEALTHY_ENDPOINTS": "false"})
+    assert _local_health(_with_unready_pods(features=old)) == {"127.1.0.5": "HEALTHY"}
+    forced = PilotFeatures.from_env({"PILOT_SEND_UNHEALTHY_ENDPOINTS": "1",
+                                     "PILOT_AUTO_SEND_UNHEALTHY_ENDPOINTS": "false"})
+    assert _local_health(_with_unready_pods(destination_rules=[rule], features=forced)) == {
+        "127.1.0.5": "HEALTHY", "127.1.0.7": "UNHEALTHY"}
+    assert PilotFeatures.from_env({"PILOT_AUTO_SEND_UNHEALTHY_ENDPOINTS": "nope"}) == \
+        PilotFeatures()
+
+
+@pytest.mark.parametrize(("version", "env", "auto"), [
+    ((1, 31), {}, True), ((1, 30), {}, False), ((1, 26), {}, False), (None, {}, True),
+    ((1, 30), {"PILOT_AUTO_SEND_UNHEALTHY_ENDPOINTS": "true"}, True),
+])
+def test_unhealthy_endpoints_default_follows_istiods_release(
+        version: tuple[int, int] | None, env: dict[str, str], auto: bool) -> None:
+    """``PILOT_AUTO_SEND_UNHEALTHY_ENDPOINTS`` is new in 1.31 (istio/istio PR #60690; the 1.25
+    to 1.30 compatibility profiles set it false), so an older istiod does not send them."""
+    assert PilotFeatures.from_env(env, version).auto_send_unhealthy_endpoints is auto

@@ -5,7 +5,9 @@ Endpoints; the passing instances Consul's catalog sync registered
 (``<service>-<namespace>``, consul-k8s naming, one datacenter per cluster);
 and the hosts of the outbound cluster an in-mesh sidecar holds — this
 cluster's pods by address, every other cluster that serves the service as its
-east-west gateway on 15443 (FACTS.md). Endpoints move, so the three are
+east-west gateway on 15443 (FACTS.md), without the not-ready pods Istio also sends
+(flagged ``/failed_eds_health``). Consul instances are read at their default port
+(``Ports``, consul-k8s ≥ 1.9) or ``Port``. Endpoints move, so the three are
 compared until they agree or ``discovery_convergence`` runs out.
 
 A reading costs a number of calls that grows with pages, not services: each
@@ -18,22 +20,30 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from meshproof.clients.consul import consul_via_apiserver
-from meshproof.clients.envoy import admin_get, parse_clusters
+from meshproof.clients.consul import consul_via_apiserver, instance_port
+from meshproof.clients.envoy import HostStatus, admin_get, parse_clusters
 from meshproof.clients.kube import ClusterApi
 from meshproof.errors import MeshproofError
 from meshproof.sli.verdict import Judgement, Verdict
 from meshproof.target import ClusterSettings
 
-__all__ = ["LIST_PAGE", "SYNC_NODE", "ServiceView", "all_kubernetes_endpoints",
-           "kubernetes_endpoints", "consul_endpoints", "consul_sync_endpoints",
-           "sidecar_endpoints", "eastwest_address", "compare", "observe", "judge_discovery"]
+__all__ = ["LIST_PAGE", "NOT_RESOLVED_FLAGS", "SYNC_NODE", "ServiceView",
+           "all_kubernetes_endpoints", "kubernetes_endpoints", "consul_endpoints",
+           "consul_sync_endpoints", "resolved", "sidecar_endpoints", "eastwest_address",
+           "compare", "observe", "judge_discovery"]
 
 EASTWEST_PORT = 15443
 LIST_PAGE = 500
 """Objects per list request (``limit``); the lists continue with ``continue`` tokens."""
 SYNC_NODE = "k8s-sync"
 """The Consul node consul-k8s catalog sync registers Kubernetes services on (its default)."""
+NOT_RESOLVED_FLAGS = frozenset({"failed_eds_health", "eds_status_draining",
+                                "pending_dynamic_removal"})
+"""Envoy ``health_flags`` that say the control plane does not offer the host as a ready
+endpoint: EDS sent it ``UNHEALTHY`` (a not-ready pod; Istio ≥ 1.31 sends those by default,
+``PILOT_AUTO_SEND_UNHEALTHY_ENDPOINTS``) or ``DRAINING``, or EDS no longer lists it. Flags
+Envoy sets from its own view of traffic (outlier ejection, active health checks) leave the
+host resolved: discovery still offers it."""
 
 
 @dataclass(slots=True)
@@ -103,7 +113,7 @@ def consul_endpoints(client: Any, name: str, namespace: str) -> set[str] | None:
         _, known = client.catalog.services()
         if f"{name}-{namespace}" not in known:
             return None
-    return {f"{e['Service']['Address']}:{e['Service']['Port']}" for e in entries}
+    return {f"{e['Service']['Address']}:{instance_port(e['Service'])}" for e in entries}
 
 
 def consul_sync_endpoints(client: Any, node: str = SYNC_NODE) -> dict[str, set[str]] | None:
@@ -126,16 +136,25 @@ def consul_sync_endpoints(client: Any, node: str = SYNC_NODE) -> dict[str, set[s
     for service_id, svc in (found.get("Services") or {}).items():
         hosts = out.setdefault(svc["Service"], set())
         if "" not in failing and (svc.get("ID") or service_id) not in failing:
-            hosts.add(f"{svc['Address']}:{svc['Port']}")
+            hosts.add(f"{svc['Address']}:{instance_port(svc)}")
     return out
 
 
+def resolved(host: HostStatus) -> bool:
+    """Does the sidecar hold ``host`` as an endpoint discovery resolved (not one flagged
+    ``NOT_RESOLVED_FLAGS``)? ``health_flags`` is ``healthy`` or ``/flag/flag...``
+    (Envoy ``HostUtility::healthFlagsToString``)."""
+    return not NOT_RESOLVED_FLAGS & set(host.health_flags.split("/"))
+
+
 def sidecar_endpoints(api: ClusterApi, namespace: str, pod: str) -> dict[str, set[str]]:
-    """Outbound cluster name → hosts, from the sidecar's ``/clusters``."""
+    """Outbound cluster name → resolved hosts, from the sidecar's ``/clusters``."""
     out: dict[str, set[str]] = {}
     for host in parse_clusters(admin_get(api, namespace, pod, "clusters")):
         if host.cluster.startswith("outbound|"):
-            out.setdefault(host.cluster, set()).add(host.address)
+            hosts = out.setdefault(host.cluster, set())
+            if resolved(host):
+                hosts.add(host.address)
     return out
 
 

@@ -7,6 +7,7 @@ reach an in-cluster Consul on every target without a port-forward.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import consul
@@ -14,7 +15,26 @@ import consul.std
 
 from meshproof.clients.kube import ClusterApi
 
-__all__ = ["consul_via_apiserver"]
+__all__ = ["consul_via_apiserver", "instance_port"]
+
+
+def instance_port(service: Mapping[str, Any], prefix: str = "") -> int:
+    """The port a Consul service instance is reached on.
+
+    consul-k8s ≥ 1.9 catalog sync registers ``Port: 0`` and a ``Ports`` list whose
+    ``Default`` entry is the service's port (hashicorp/consul-k8s
+    ``control-plane/catalog/to-consul/resource.go``, PR #4778); older syncs and most other
+    registrations set only ``Port``. ``prefix`` is ``"Service"`` for
+    ``/v1/catalog/service/<name>`` entries (``ServicePort``, ``ServicePorts``).
+    """
+    ports = [p for p in service.get(f"{prefix}Ports") or [] if isinstance(p, Mapping)]
+    default = next((p for p in ports if p.get("Default")), None)
+    if default is not None:
+        return int(default.get("Port") or 0)
+    port = int(service.get(f"{prefix}Port") or 0)
+    if port or not ports:
+        return port
+    return int(ports[0].get("Port") or 0)
 
 
 class _ProxiedHTTPClient(consul.std.HTTPClient):

@@ -12,17 +12,25 @@ Follows hashicorp/consul-k8s ``control-plane/catalog/to-consul/resource.go``
   127.0.0.1, NodeMeta ``external-source: kubernetes``;
 - service name ``<prefix><name>[-<namespace>]``, tag ``k8s`` (``-consul-k8s-tag``),
   Meta ``external-source``, ``external-k8s-ns``, ``port-<port name>`` per Service port;
+- ports (consul-k8s ≥ 1.9, the multi-port change of PR #4778): every instance has
+  ``Port: 0`` and a ``Ports`` list of ``{"Name", "Port", "Default"}``, one entry per port
+  (``port<N>`` for an unnamed one), exactly one ``Default``: the port the
+  ``consul.hashicorp.com/service-port`` annotation names (a number becomes an extra entry
+  named ``default``, listed first), else the first. ClusterIP instances list the
+  EndpointSlice's ports (the target ports); the others list the Service's ports (the node
+  ports for NodePort);
 - ClusterIP: one instance per EndpointSlice address (ID ``<name>-<sha1(name-addr)[:12]>``),
-  at the slice's first port, Meta naming the pod, node and zone, and a
-  ``Kubernetes Readiness Check`` that is passing exactly when the endpoint is ready;
+  Meta naming the pod, node and zone, and a ``Kubernetes Readiness Check`` that is passing
+  exactly when the endpoint is ready;
 - LoadBalancer: one instance per ``status.loadBalancer.ingress`` address;
-  NodePort: one per endpoint, at its node's address and the node port;
+  NodePort: one per endpoint, at its node's address;
   ``spec.externalIPs``, when set, replace all of these.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,28 +101,59 @@ def _consul_name(svc: Obj, opts: SyncOptions) -> str:
     return f"{name}-{meta.get('namespace', '')}" if opts.add_namespace_suffix else name
 
 
+def _port_name(name: Any, index: int) -> str:
+    """consul-k8s ``getPortName``: an unnamed port is ``port<1-based index>``."""
+    return str(name) if str(name or "").strip() else f"port{index}"
+
+
+def _ports(ports: list[Obj], override_name: str, override_number: int,
+           value: Callable[[Obj], int]) -> list[Obj]:
+    """consul-k8s' ``ServicePorts`` for ``ports``: the default one first, exactly one flagged.
+
+    As ``generateRegistrations`` and ``registerServiceInstance`` build them: a numeric
+    ``service-port`` annotation adds ``{"Name": "default", "Default": true}`` in front; a
+    named one moves that port to the front as the default; without either, the first port
+    is the default.
+    """
+    out: list[Obj] = []
+    default: Obj | None = None
+    if override_number > 0:
+        default = {"Name": "default", "Port": override_number, "Default": True}
+    for index, p in enumerate(ports, start=1):
+        entry = {"Name": _port_name(p.get("name"), index), "Port": value(p), "Default": False}
+        if override_name and p.get("name") == override_name and override_number <= 0:
+            default = dict(entry, Default=True)
+        else:
+            out.append(entry)
+    if default is not None:
+        out.insert(0, default)
+    if out and not any(e["Default"] for e in out):
+        out[0]["Default"] = True
+    return out
+
+
 def _base(svc: Obj, opts: SyncOptions) -> tuple[Obj, Obj, str, int]:
-    """(node part, service part, override port name, override/first port)."""
+    """(node part, service part, override port name, override port number)."""
     meta = svc["metadata"]
     annotations = meta.get("annotations") or {}
     ports = (svc.get("spec") or {}).get("ports") or []
     service: Obj = {"Service": _consul_name(svc, opts), "Tags": [opts.k8s_tag],
                     "Meta": {"external-source": "kubernetes",
                              "external-k8s-ns": meta.get("namespace", "")}}
-    override_name, port = "", 0
+    override_name, override_number = "", 0
     node_port = svc.get("spec", {}).get("type") == "NodePort"
     wanted = annotations.get(ANNOTATION_PORT)
     if wanted is not None and str(wanted).isdigit():
-        port = int(wanted)
+        override_number = int(wanted)
     elif wanted is not None:
         override_name = str(wanted)
-    for p in ports:
-        if (override_name and p.get("name") == override_name) or (not port and not override_name):
-            port = int(p.get("nodePort") or 0) if node_port and p.get("nodePort") else int(
-                p.get("port") or 0)
-            if override_name:
-                break
-    service["Port"] = port
+
+    def service_port(p: Obj) -> int:
+        return int(p.get("nodePort") or 0) if node_port and p.get("nodePort") else int(
+            p.get("port") or 0)
+
+    service["Port"] = 0
+    service["Ports"] = _ports(ports, override_name, override_number, service_port)
     for p in ports:
         service["Meta"][f"port-{p.get('name', '')}"] = str(p.get("port", ""))
     tags = annotations.get(ANNOTATION_TAGS)
@@ -125,13 +164,15 @@ def _base(svc: Obj, opts: SyncOptions) -> tuple[Obj, Obj, str, int]:
             service["Meta"][k[len(ANNOTATION_META_PREFIX):]] = str(v)
     node = {"SkipNodeUpdate": True, "Node": opts.node_name, "Address": "127.0.0.1",
             "NodeMeta": {"external-source": "kubernetes"}}
-    return node, service, override_name, port
+    return node, service, override_name, override_number
 
 
-def _instance(node: Obj, service: Obj, addr: str, port: int, meta: Obj | None = None,
-              check: Obj | None = None) -> Obj:
+def _instance(node: Obj, service: Obj, addr: str, ports: list[Obj] | None = None,
+              meta: Obj | None = None, check: Obj | None = None) -> Obj:
     sid = service_id(service["Service"], addr)
-    reg = dict(node, Service=dict(service, ID=sid, Address=addr, Port=port,
+    reg = dict(node, Service=dict(service, ID=sid, Address=addr, Port=0,
+                                  Ports=[dict(p) for p in (service["Ports"] if ports is None
+                                                           else ports)],
                                   Meta=dict(meta or service["Meta"])))
     if check is not None:
         reg["Check"] = dict(check, ServiceID=sid)
@@ -179,9 +220,9 @@ def desired_registrations(services: list[Obj], slices: list[Obj], opts: SyncOpti
         if not should_sync(svc, opts):
             continue
         meta, spec = svc["metadata"], svc.get("spec") or {}
-        node, base, override_name, port = _base(svc, opts)
+        node, base, override_name, override_number = _base(svc, opts)
         if spec.get("externalIPs"):
-            out += [_instance(node, base, ip, port) for ip in spec["externalIPs"]]
+            out += [_instance(node, base, ip) for ip in spec["externalIPs"]]
             continue
         kind = spec.get("type", "ClusterIP")
         key = (meta.get("namespace", ""), meta["name"])
@@ -191,20 +232,14 @@ def desired_registrations(services: list[Obj], slices: list[Obj], opts: SyncOpti
                 addr = ing.get("ip") or ing.get("hostname")
                 if addr and addr not in seen:
                     seen.append(addr)
-                    out.append(_instance(node, base, addr, port))
+                    out.append(_instance(node, base, addr))
             continue
         if kind not in ("ClusterIP", "NodePort"):
             continue
         seen = []
         for s in sorted(by_service.get(key, []), key=lambda s: s["metadata"].get("name", "")):
-            ep_port = port
-            slice_ports = s.get("ports") or []
-            if override_name:
-                ep_port = next((int(p["port"]) for p in slice_ports
-                                if p.get("name") == override_name and p.get("port")), ep_port)
-            elif ANNOTATION_PORT not in (meta.get("annotations") or {}) and slice_ports and \
-                    slice_ports[0].get("port"):
-                ep_port = int(slice_ports[0]["port"])
+            ep_ports = _ports(s.get("ports") or [], override_name, override_number,
+                              lambda p: int(p.get("port") or 0))
             for ep in s.get("endpoints") or []:
                 for addr in ep.get("addresses") or []:
                     if addr in seen:
@@ -215,7 +250,7 @@ def desired_registrations(services: list[Obj], slices: list[Obj], opts: SyncOpti
                         node_addr = _node_address((nodes or {}).get(ep.get("nodeName", "")),
                                                   opts.node_port_sync)
                         if node_addr:
-                            reg = _instance(node, base, addr, port, ep_meta)
+                            reg = _instance(node, base, addr, meta=ep_meta)
                             reg["Service"]["Address"] = node_addr
                             out.append(reg)
                         continue
@@ -226,5 +261,5 @@ def desired_registrations(services: list[Obj], slices: list[Obj], opts: SyncOpti
                              "Status": "passing" if ready else "critical",
                              "Output": "Kubernetes health checks passing" if ready else
                              "Kubernetes health checks failing"}
-                    out.append(_instance(node, base, addr, ep_port, ep_meta, check))
+                    out.append(_instance(node, base, addr, ep_ports, ep_meta, check))
     return out

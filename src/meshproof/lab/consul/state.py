@@ -32,10 +32,20 @@ class RegistrationError(ValueError):
     """A catalog write Consul would refuse with HTTP 400."""
 
 
+def _service_ports(value: Any) -> list[Obj]:
+    """A service's ``Ports`` (Consul ≥ 1.22 ``ServicePorts``): ``{"Name", "Port", "Default"}``
+    per port, as consul-k8s ≥ 1.9 catalog sync registers them (hashicorp/consul-k8s
+    ``control-plane/catalog/to-consul/resource.go``; the JSON shape as hashicorp/consul issue
+    #23815 shows it)."""
+    return [{"Name": str(p.get("Name") or ""), "Port": int(p.get("Port") or 0),
+             "Default": bool(p.get("Default", False))}
+            for p in value or [] if isinstance(p, dict)]
+
+
 _FIELDS = ("Node", "Address", "ID", "Datacenter", "TaggedAddresses", "NodeMeta", "Service",
            "Check", "Checks", "SkipNodeUpdate", "ServiceID", "CheckID", "Name", "Tags", "Meta",
-           "Port", "Weights", "EnableTagOverride", "Status", "Notes", "Output", "Type", "Kind",
-           "Namespace", "Partition")
+           "Port", "Ports", "Default", "Weights", "EnableTagOverride", "Status", "Notes",
+           "Output", "Type", "Kind", "Namespace", "Partition")
 _BY_LOWER = {f.lower(): f for f in _FIELDS}
 _NESTED = ("Service", "Check")
 _USER_MAPS = ("Meta", "NodeMeta", "TaggedAddresses", "Weights")
@@ -50,7 +60,7 @@ def canonical(body: Any) -> Any:
         name = _BY_LOWER.get(str(key).lower(), str(key))
         if name in _NESTED:
             value = canonical(value)
-        elif name == "Checks" and isinstance(value, list):
+        elif name in ("Checks", "Ports") and isinstance(value, list):
             value = [canonical(v) for v in value]
         elif name not in _USER_MAPS and isinstance(value, dict):
             value = canonical(value)
@@ -154,6 +164,7 @@ class CatalogState:
             "Address": str(service.get("Address") or ""),
             "Meta": dict(service.get("Meta") or {}),
             "Port": int(service.get("Port") or 0),
+            "Ports": _service_ports(service.get("Ports")),
             "Weights": service.get("Weights") or {"Passing": 1, "Warning": 1},
             "EnableTagOverride": bool(service.get("EnableTagOverride", False)),
         }
@@ -247,6 +258,7 @@ class CatalogState:
         """A service as ``/v1/catalog/node/<n>`` and ``/v1/health/service`` show it."""
         return {"ID": svc["ID"], "Service": svc["Service"], "Tags": list(svc["Tags"]),
                 "Address": svc["Address"], "Meta": dict(svc["Meta"]), "Port": svc["Port"],
+                **({"Ports": copy.deepcopy(svc["Ports"])} if svc.get("Ports") else {}),
                 "Weights": svc["Weights"], "EnableTagOverride": svc["EnableTagOverride"],
                 "Proxy": _proxy(), "Connect": {}, "PeerName": "",
                 "CreateIndex": svc["CreateIndex"], "ModifyIndex": svc["ModifyIndex"]}
@@ -280,6 +292,7 @@ class CatalogState:
                 "ServiceName": svc["Service"], "ServiceTags": list(svc["Tags"]),
                 "ServiceAddress": svc["Address"], "ServiceWeights": svc["Weights"],
                 "ServiceMeta": dict(svc["Meta"]), "ServicePort": svc["Port"],
+                **({"ServicePorts": copy.deepcopy(svc["Ports"])} if svc.get("Ports") else {}),
                 "ServiceSocketPath": "", "ServiceEnableTagOverride": svc["EnableTagOverride"],
                 "ServiceProxy": _proxy(), "ServiceConnect": {}, "ServiceLocality": None,
                 "CreateIndex": svc["CreateIndex"], "ModifyIndex": svc["ModifyIndex"],

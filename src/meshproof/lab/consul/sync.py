@@ -85,14 +85,18 @@ def _same(current: Obj | None, reg: Obj, check: Obj | None) -> bool:
     if current is None:
         return False
     svc = reg["Service"]
-    if (current["Service"], current["Address"], current["Port"], current["Tags"],
-            current["Meta"]) != (svc["Service"], svc["Address"], svc["Port"], svc["Tags"],
-                                 svc["Meta"]):
+    if (current["Service"], current["Address"], current["Port"], current.get("Ports") or [],
+            current["Tags"], current["Meta"]) != (svc["Service"], svc["Address"], svc["Port"],
+                                                  svc["Ports"], svc["Tags"], svc["Meta"]):
         return False
     want = reg.get("Check")
     if want is None:
         return True
     return check is not None and check.get("Status") == want["Status"]
+
+
+def _ports_text(ports: list[Obj]) -> str:
+    return ",".join(f"{p['Name']}:{p['Port']}{'*' if p['Default'] else ''}" for p in ports)
 
 
 class CatalogSync:
@@ -181,7 +185,8 @@ class CatalogSync:
                 await self._consul(session, "PUT", "/v1/catalog/register", reg)
                 self.log(f"[INFO]  to-consul/source: registered service instance: "
                          f"service-name={reg['Service']['Service']} service-id={sid} "
-                         f"address={reg['Service']['Address']}:{reg['Service']['Port']}")
+                         f"address={reg['Service']['Address']} "
+                         f"ports={_ports_text(reg['Service']['Ports'])}")
 
     async def run(self) -> None:
         timeout = aiohttp.ClientTimeout(total=10)

@@ -5,6 +5,14 @@ Services with the same name and namespace in several clusters are one service
 addresses; a remote network's endpoints of a cluster become one endpoint, the
 remote east-west gateway on 15443, weighted by how many they stand for, with
 the SNI AUTO_PASSTHROUGH routes on (FACTS.md "Multi-cluster, multi-network").
+
+Not-ready pods (listed in the EndpointSlice with ``ready: false``, not terminating) are
+sent as ``UNHEALTHY`` endpoints when istiod sends unhealthy endpoints for the cluster: by
+default since Istio 1.31 unless the DestinationRule's ``outlierDetection.minHealthPercent``
+is above 0 (istio/istio ``pilot/pkg/xds/endpoints/endpoint_builder.go``
+``supportsUnhealthyEndpoints`` and ``filterIstioEndpoint``,
+``pilot/pkg/serviceregistry/kube/controller/endpointslice.go`` ``endpointHealthStatus``).
+Terminating pods are never sent.
 """
 
 from __future__ import annotations
@@ -139,6 +147,15 @@ def _target_port(svc_port: ServicePort, pod: Obj) -> int | None:
     return None
 
 
+def _listed(pod: Obj) -> bool:
+    """In the service's EndpointSlice and not terminating: an IP, not finished, not deleted
+    (Kubernetes ``ShouldPodBeInEndpoints``; terminating ones Istio drops)."""
+    status = pod.get("status") or {}
+    if status.get("phase") in ("Succeeded", "Failed") or not status.get("podIP"):
+        return False
+    return not (pod.get("metadata") or {}).get("deletionTimestamp")
+
+
 def _ready(pod: Obj) -> bool:
     status = pod.get("status") or {}
     if status.get("phase") != "Running" or not status.get("podIP"):
@@ -149,8 +166,10 @@ def _ready(pod: Obj) -> bool:
                for c in status.get("conditions") or [])
 
 
-def _backends(cluster: ClusterView, svc_port: ServicePort) -> list[tuple[Obj, int]]:
-    """Ready pods behind the service in ``cluster`` with the port they serve it on."""
+def _backends(cluster: ClusterView, svc_port: ServicePort, *,
+              unhealthy: bool = False) -> list[tuple[Obj, int]]:
+    """Ready pods behind the service in ``cluster`` with the port they serve it on; with
+    ``unhealthy``, the not-ready pods of its EndpointSlice too."""
     selector = None
     for svc in cluster.services:
         if name_of(svc) == svc_port.name and namespace_of(svc) == svc_port.namespace:
@@ -160,29 +179,41 @@ def _backends(cluster: ClusterView, svc_port: ServicePort) -> list[tuple[Obj, in
     out = []
     for pod in cluster.pods:
         if namespace_of(pod) == svc_port.namespace and selector_matches_labels(
-                selector, labels_of(pod)) and _ready(pod):
+                selector, labels_of(pod)) and (_ready(pod) or (unhealthy and _listed(pod))):
             port = _target_port(svc_port, pod)
             if port is not None:
                 out.append((pod, port))
     return out
 
 
+def _send_unhealthy(view: MeshView, outlier: OutlierDetection | None) -> bool:
+    """istiod's ``supportsUnhealthyEndpoints`` for one cluster."""
+    if view.features.send_unhealthy_endpoints:
+        return True
+    if not view.features.auto_send_unhealthy_endpoints:
+        return False
+    return outlier is None or outlier.min_health_percent <= 0
+
+
 def _endpoints(view: MeshView, svc_port: ServicePort, subset_labels: dict[str, str],
-               subset: str, network: str) -> list[Endpoint]:
+               subset: str, network: str, *, unhealthy: bool = False) -> list[Endpoint]:
     endpoints: list[Endpoint] = []
     for cluster in view.clusters.values():
-        backends = [(p, port) for p, port in _backends(cluster, svc_port)
+        local = cluster.network == network
+        backends = [(p, port) for p, port in _backends(cluster, svc_port,
+                                                       unhealthy=unhealthy and local)
                     if selector_matches_labels(subset_labels, labels_of(p))]
         if not backends:
             continue
-        if cluster.network == network:
+        if local:
             for pod, port in backends:
                 region, zone = cluster.locality((pod.get("spec") or {}).get("nodeName", ""))
                 endpoints.append(Endpoint(
                     address=str(pod["status"]["podIP"]), port=port, cluster=cluster.name,
                     network=cluster.network, region=region, zone=zone,
                     labels=labels_of(pod), workload=_workload_of(pod),
-                    namespace=namespace_of(pod)))
+                    namespace=namespace_of(pod),
+                    health_status="HEALTHY" if _ready(pod) else "UNHEALTHY"))
             continue
         gateway = cluster.eastwest_address()
         if not gateway:
@@ -243,10 +274,12 @@ def outbound_clusters(view: MeshView, client_namespace: str, network: str,
             for s in ((rule or {}).get("spec") or {}).get("subsets") or []
         ]
         for subset, labels, effective in variants:
+            outlier = _outlier(effective)
             out.append(OutboundCluster(
                 service=sp.host, port=sp.port, subset=subset,
-                endpoints=_endpoints(scope, sp, labels, subset, network),
-                connection_pool=_pool(effective), outlier_detection=_outlier(effective),
+                endpoints=_endpoints(scope, sp, labels, subset, network,
+                                     unhealthy=_send_unhealthy(view, outlier)),
+                connection_pool=_pool(effective), outlier_detection=outlier,
                 locality_lb=_locality_lb(effective),
                 tls_mode=tls_mode,  # type: ignore[arg-type]
                 subject_alt_names=_service_accounts(view, sp) if tls_mode == "ISTIO_MUTUAL"

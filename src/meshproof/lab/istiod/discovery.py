@@ -19,7 +19,14 @@ import yaml
 from meshproof.lab.istiod.kubeapi import ApiEndpoint, Informer, endpoint_from_kubeconfig
 from meshproof.lab.istiod.metrics import IstiodMetrics
 from meshproof.lab.istiod.translate import proxy_config_for, proxy_mode
-from meshproof.lab.istiod.view import ClusterView, MeshSettings, MeshView, Obj, labels_of
+from meshproof.lab.istiod.view import (
+    ClusterView,
+    MeshSettings,
+    MeshView,
+    Obj,
+    PilotFeatures,
+    labels_of,
+)
 from meshproof.lab.mesh.config import ProxyConfig
 
 __all__ = ["ISTIO_RESOURCES", "Discovery", "ProxySync"]
@@ -57,8 +64,10 @@ class ProxySync:
 
 class Discovery:
     def __init__(self, cluster: str, local: ApiEndpoint, metrics: IstiodMetrics,
-                 *, log: Callable[[str], None] = print) -> None:
+                 *, log: Callable[[str], None] = print,
+                 features: PilotFeatures | None = None) -> None:
         self.cluster = cluster
+        self.features = features or PilotFeatures()
         self.local = local
         self.metrics = metrics
         self.log = log
@@ -161,6 +170,7 @@ class Discovery:
                 services=informers["services"].items(), pods=informers["pods"].items(),
                 nodes=informers["nodes"].items())
         return MeshView(local=self.cluster, clusters=clusters, mesh=self._mesh_settings(),
+                        features=self.features,
                         **{k: loc[k].items() for k in ISTIO_RESOURCES})
 
     def namespaces(self) -> list[Obj]:

@@ -123,7 +123,8 @@ async def _main(ctx: ContainerContext) -> int:
     local = _in_cluster(ctx)
     metrics = IstiodMetrics()
     discovery = Discovery(cluster, local, metrics, log=log,
-                          features=PilotFeatures.from_env(ctx.env))
+                          features=PilotFeatures.from_env(
+                              ctx.env, istio_version(str(ctx.container.get("image", "")))))
     discovery.start()
     if not await discovery.synced(SYNC_TIMEOUT):
         log("caches did not sync in time; serving anyway")

@@ -8,6 +8,7 @@ remote secret for.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,7 @@ __all__ = [
     "MeshSettings",
     "MeshView",
     "Obj",
+    "PilotFeatures",
     "duration_seconds",
     "fqdn",
     "labels_of",
@@ -126,6 +128,41 @@ class MeshSettings:
     """meshConfig.defaultConfig (proxyStatsMatcher ...)."""
 
 
+def _env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """An istiod boolean setting as ``pkg/env`` reads it (Go's ``strconv.ParseBool``; a value
+    that does not parse keeps the default)."""
+    value = env.get(name)
+    if value in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if value in ("0", "f", "F", "false", "FALSE", "False"):
+        return False
+    return default
+
+
+@dataclass(frozen=True, slots=True)
+class PilotFeatures:
+    """The istiod environment switches the lab acts on (istio/istio
+    ``pilot/pkg/features/experimental.go``)."""
+
+    send_unhealthy_endpoints: bool = False
+    """``PILOT_SEND_UNHEALTHY_ENDPOINTS``: send not-ready endpoints for every service."""
+    auto_send_unhealthy_endpoints: bool = True
+    """``PILOT_AUTO_SEND_UNHEALTHY_ENDPOINTS`` (istio/istio PR #60690, Istio 1.31; the 1.25 to
+    1.30 compatibility profiles set it false): send them unless the DestinationRule's
+    ``outlierDetection.minHealthPercent`` is above 0."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str],
+                 version: tuple[int, int] | None = None) -> PilotFeatures:
+        """The switches from istiod's environment, with the defaults of its ``version``
+        (an istiod before 1.31 did not send unhealthy endpoints)."""
+        auto_default = version is None or version >= (1, 31)
+        return cls(
+            send_unhealthy_endpoints=_env_bool(env, "PILOT_SEND_UNHEALTHY_ENDPOINTS", False),
+            auto_send_unhealthy_endpoints=_env_bool(
+                env, "PILOT_AUTO_SEND_UNHEALTHY_ENDPOINTS", auto_default))
+
+
 @dataclass(slots=True)
 class MeshView:
     """One istiod's snapshot: its own cluster's Istio config, every cluster's services."""
@@ -133,6 +170,7 @@ class MeshView:
     local: str
     clusters: dict[str, ClusterView]
     mesh: MeshSettings = field(default_factory=MeshSettings)
+    features: PilotFeatures = field(default_factory=PilotFeatures)
     virtual_services: list[Obj] = field(default_factory=list)
     destination_rules: list[Obj] = field(default_factory=list)
     peer_authentications: list[Obj] = field(default_factory=list)

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from meshproof.lab.mesh.http1 import Headers, HttpParseError, Request, Response, read_response
 from meshproof.lab.mesh.runtime import ENVOY_VERSION, Runtime
-from meshproof.lab.mesh.upstream import UpstreamCluster
+from meshproof.lab.mesh.upstream import Host, UpstreamCluster
 
 __all__ = [
     "admin_handler",
@@ -52,6 +52,15 @@ def render_clusters(rt: Runtime) -> str:
     return "\n".join(out) + ("\n" if out else "")
 
 
+def _health_flags(host: Host) -> str:
+    """Envoy's ``HostUtility::healthFlagsToString`` (source/common/upstream/host_utility.cc):
+    ``healthy``, or each set flag in enum order, ``/failed_outlier_check`` before
+    ``/failed_eds_health``."""
+    flags = ("/failed_outlier_check" if host.health.ejected else "") + (
+        "/failed_eds_health" if host.eds_unhealthy else "")
+    return flags or "healthy"
+
+
 def _cluster_lines(name: str, cluster: UpstreamCluster) -> list[str]:
     pool = cluster.config.connection_pool
     lines = [f"{name}::observability_name::{name}"]
@@ -66,7 +75,7 @@ def _cluster_lines(name: str, cluster: UpstreamCluster) -> list[str]:
     cluster.detector.refresh([h.health for h in cluster.hosts])
     for h in cluster.hosts:
         ep = h.endpoint
-        flags = "/failed_outlier_check" if h.health.ejected else "healthy"
+        flags = _health_flags(h)
         prefix = f"{name}::{h.key}"
         for stat, value in (
             ("cx_active", h.cx_active),
@@ -128,7 +137,7 @@ def _endpoints_dump(rt: Runtime) -> dict[str, Any]:
                             "socket_address": {"address": ep.address, "port_value": ep.port}
                         }
                     },
-                    "health_status": "UNHEALTHY" if h.health.ejected else "HEALTHY",
+                    "health_status": "HEALTHY" if h.healthy else "UNHEALTHY",
                     "load_balancing_weight": ep.weight,
                 }
             )
@@ -299,6 +308,8 @@ async def admin_handler(rt: Runtime, req: Request, _w: asyncio.StreamWriter) -> 
     if path == "/server_info":
         return _json(_server_info(rt))
     if path == "/ready":
+        if rt.draining:
+            return _text(503, "DRAINING\n")
         ok = rt.config is not None
         return _text(200 if ok else 503, "LIVE\n" if ok else "PRE_INITIALIZING\n")
     if path == "/listeners":
@@ -379,8 +390,28 @@ async def app_health(rt: Runtime, path: str) -> Response:
     return _text(resp.status, "")
 
 
+def drain(rt: Runtime, req: Request, writer: asyncio.StreamWriter) -> Response:
+    """pilot-agent's ``/drain`` on its status port: POST from inside the pod only, then Envoy
+    drains (istio/istio ``pilot/cmd/pilot-agent/status/server.go`` ``handleDrain``). A native
+    sidecar's preStop hook calls it, so the proxy stops reporting ready while the app stops."""
+    peer = writer.get_extra_info("peername")
+    local = {"127.0.0.1", "::1"}
+    if rt.config is not None:
+        local.add(rt.identity.pod_ip)
+    if not peer or peer[0] not in local:
+        return _text(403, "Only requests from localhost are allowed\n")
+    if req.method != "POST":
+        return _text(405, "Method Not Allowed\n")
+    if not rt.draining:
+        rt.draining = True
+        rt.log("handling /drain, starting drain")
+    return _text(200, "OK")
+
+
 async def metrics_handler(rt: Runtime, req: Request, _w: asyncio.StreamWriter) -> Response:
     path = urlsplit(req.path).path
+    if path == "/drain":
+        return drain(rt, req, _w)
     if path.startswith("/app-health/"):
         return await app_health(rt, path)
     if path == "/stats/prometheus":

@@ -202,6 +202,10 @@ class Endpoint:
     namespace: str = ""
     """Workload and namespace of the pod, for metric labels when the peer sends no metadata
     (a failed request); a successful one is labelled from the peer's own metadata."""
+    health_status: Literal["HEALTHY", "UNHEALTHY"] = "HEALTHY"
+    """The EDS ``LbEndpoint.health_status`` istiod sends: ``UNHEALTHY`` for a not-ready pod
+    (Istio ≥ 1.31 sends those by default). Envoy lists such a host with
+    ``/failed_eds_health`` and does not route to it."""
 
 
 @dataclass(slots=True)

@@ -6,7 +6,9 @@ with it, endpoints are ranked by locality against the proxy's own (same
 region and zone → 0, same region → 1, else 2; the cluster name stands in for
 an empty region) and load spills to the next priority as Envoy computes it
 with its overprovisioning factor 1.4. Inside a priority, smooth weighted
-round robin. Ejected hosts are skipped; with none left: no healthy upstream.
+round robin. Ejected hosts and hosts EDS sent as UNHEALTHY are skipped (Istio turns the
+panic threshold off when it sends unhealthy endpoints, so they stay out even when no
+healthy host is left); with none left: no healthy upstream.
 
 Circuit breakers (Envoy's ``default`` priority) are per cluster; connections
 are pooled per host and reused (HTTP/1.1 keep-alive). A request that finds
@@ -81,6 +83,16 @@ class Host:
     def key(self) -> str:
         return f"{self.endpoint.address}:{self.endpoint.port}"
 
+    @property
+    def eds_unhealthy(self) -> bool:
+        """EDS said UNHEALTHY: Envoy's ``FAILED_EDS_HEALTH`` flag."""
+        return self.endpoint.health_status == "UNHEALTHY"
+
+    @property
+    def healthy(self) -> bool:
+        """Routable: neither ejected by outlier detection nor unhealthy by EDS."""
+        return not self.health.ejected and not self.eds_unhealthy
+
 
 class UpstreamCluster:
     """Hosts and connection pool of one ``outbound|…`` (or gateway) cluster."""
@@ -138,7 +150,7 @@ class UpstreamCluster:
 
     def _gauges(self) -> None:
         self.detector.refresh([h.health for h in self.hosts])
-        healthy = sum(1 for h in self.hosts if not h.health.ejected)
+        healthy = sum(1 for h in self.hosts if h.healthy)
         self.stats.set_gauge("cluster", self.name, "membership_total", len(self.hosts))
         self.stats.set_gauge("cluster", self.name, "membership_healthy", healthy)
         self.stats.set_gauge("cluster", self.name, "upstream_cx_active", self.cx_active)
@@ -168,7 +180,7 @@ class UpstreamCluster:
     def pick(self, exclude: frozenset[str] = frozenset()) -> Host | None:
         """The next host to try, or None when no healthy host is left (UH)."""
         self._gauges()
-        healthy = [h for h in self.hosts if not h.health.ejected]
+        healthy = [h for h in self.hosts if h.healthy]
         if not healthy:
             return None
         preferred = [h for h in healthy if h.key not in exclude] or healthy
