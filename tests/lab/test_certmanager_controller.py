@@ -202,6 +202,39 @@ def test_cert_expiring_break_fails_renewal_and_heal_resumes_it(cm: CertManager) 
     assert healed["revision"] > before["revision"]
 
 
+def test_issuing_false_carries_the_certificate_requests_reason(cm: CertManager) -> None:
+    """cert-manager's issuing controller fails an issuance with the CertificateRequest's own
+    condition (``failIssueCertificate`` in
+    ``pkg/controller/certificates/issuing/issuing_controller.go``): the Certificate's
+    Issuing=False reason is the request's reason, its message the request's message after
+    "The certificate request has failed to complete and will be retried: ", and the Warning
+    event has that reason."""
+    _ready_tls_cert(cm)
+    write_break(cm.break_dir, certificates=("istio-system/tls-cert",), remaining="1h")
+    try:
+        def failed() -> dict[str, Any]:
+            cert = cm.certificate("istio-system", "tls-cert")
+            assert _condition(cert, "Issuing").get("status") == "False", cert.get("status")
+            return cert
+        cert = cm.wait(failed, "tls-cert issuance failed")
+        issuing = _condition(cert, "Issuing")
+        request = cm.custom.get_namespaced_custom_object(
+            "cert-manager.io", "v1", "istio-system", "certificaterequests",
+            f"tls-cert-{cert['status']['revision'] + 1}")
+        ready = _condition(request, "Ready")
+        assert ready["status"] == "False"
+        assert issuing["reason"] == ready["reason"]
+        assert issuing["message"] == ("The certificate request has failed to complete and "
+                                      f"will be retried: {ready['message']}")
+        events = cm.core.list_namespaced_event(
+            "istio-system", field_selector="involvedObject.name=tls-cert").items
+        assert any(e.type == "Warning" and e.reason == issuing["reason"]
+                   and e.message == issuing["message"] for e in events)
+    finally:
+        clear_break(cm.break_dir)
+    _ready_tls_cert(cm)
+
+
 def test_cert_expiring_break_past_expiry_makes_it_not_ready(cm: CertManager) -> None:
     _ready_tls_cert(cm)
     write_break(cm.break_dir, certificates=("istio-system/tls-cert",), remaining="-1m")

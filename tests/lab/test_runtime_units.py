@@ -42,6 +42,30 @@ def test_lookup_prefers_the_longest_prefix_and_unknown_is_none() -> None:
     assert lookup("python:3.11-slim") is not None
 
 
+@pytest.mark.parametrize("image", [
+    "docker.io/istio/examples-helloworld-v1:1.0",
+    "registry.istio.io/release/examples-helloworld-v1:1.0",
+    "gcr.io/istio-release/examples-helloworld-v1:1.0",
+    "registry.istio.io/testing/examples-helloworld-v1:latest",
+    "Registry.Istio.io/release/examples-helloworld-v1",
+])
+def test_istio_images_are_one_repository_on_every_hub(image: str) -> None:
+    """istio/istio publishes each image on several hubs: ``registry.istio.io/release`` is the
+    default and the samples' since 1.30 (PR #59364; ``samples/helloworld/helloworld.yaml``),
+    ``docker.io/istio`` before, ``gcr.io/istio-release`` for older releases, and dev builds on
+    ``registry.istio.io/testing``. Each name finds the one program."""
+    images.load_registrations()
+    assert lookup(image) is not None
+    assert lookup(image) == lookup("docker.io/istio/examples-helloworld-v1:1.0")
+
+
+def test_other_registries_keep_their_own_repositories() -> None:
+    images.load_registrations()
+    assert lookup("registry.example.com/release/examples-helloworld-v1:1.0") is None
+    assert lookup("gcr.io/someone-else/examples-helloworld-v1:1.0") is None
+    assert lookup("registry.istio.io/release/no-such-sample:1.0") is None
+
+
 def test_map_path_uses_the_longest_mount() -> None:
     mounts = {"/etc/app": "/lab/v/cfg", "/etc/app/certs": "/lab/v/certs"}
     assert map_path("/etc/app/config.yaml", mounts) == "/lab/v/cfg/config.yaml"

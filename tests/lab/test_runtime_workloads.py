@@ -261,6 +261,50 @@ def test_unknown_image_is_image_pull_back_off(lab: RunningLab) -> None:
     eventually(backoff, timeout=T.pod_ready, interval=T.poll_interval, what="ImagePullBackOff")
 
 
+HELLOWORLD_NAMES = {
+    "release": "registry.istio.io/release/examples-helloworld-v1:1.0",
+    "dockerhub": "docker.io/istio/examples-helloworld-v1:1.0",
+    "gcr": "gcr.io/istio-release/examples-helloworld-v1:1.0",
+}
+
+HELLOWORLD = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: helloworld-{key}, labels: {{app: helloworld, hub: {key}}}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: helloworld, hub: {key}}}}}
+  template:
+    metadata: {{labels: {{app: helloworld, hub: {key}}}}}
+    spec:
+      containers:
+      - name: helloworld
+        image: {image}
+        imagePullPolicy: IfNotPresent
+        ports: [{{containerPort: 5000}}]
+        readinessProbe:
+          httpGet: {{path: /hello, port: 5000}}
+"""
+
+
+def test_istio_sample_image_runs_under_each_hub_name(lab: RunningLab) -> None:
+    """The helloworld sample's image under each name upstream has given it runs the same
+    program: ``registry.istio.io/release/examples-helloworld-v1:1.0`` (istio/istio
+    ``samples/helloworld/helloworld.yaml`` since 1.30, PR #59364 "Use registry.istio.io"),
+    ``docker.io/istio/examples-helloworld-v1:1.0`` (the same file before 1.30) and
+    ``gcr.io/istio-release/...`` (the hub of older releases)."""
+    ns = lab.namespace("hubs")
+    lab.apply("---\n".join(HELLOWORLD.format(key=k, image=i) for k, i in HELLOWORLD_NAMES.items()),
+              namespace=ns)
+    for key, image in HELLOWORLD_NAMES.items():
+        (pod,) = _wait_ready(lab, ns, f"app=helloworld,hub={key}", 1)
+        name = pod["metadata"]["name"]
+        assert pod["status"]["containerStatuses"][0]["image"] == image
+        body = lab.kubectl("get", "--raw",
+                           f"/api/v1/namespaces/{ns}/pods/{name}:5000/proxy/hello").stdout
+        assert body.strip() == f"Hello version: v1, instance: {name}", (image, body)
+
+
 def test_crashing_container_backs_off_and_counts_restarts(lab: RunningLab) -> None:
     ns = lab.namespace("crash")
     lab.apply(

@@ -35,6 +35,7 @@ from meshproof.chaos.rotation_judge import (
     parse_time,
 )
 from meshproof.chaos.state import Drill, drill_for
+from meshproof.checks.certs import issuance_failure
 from meshproof.checks.handshake import INBOUND_LISTENER
 from meshproof.clients.envoy import admin_get
 from meshproof.clients.kube import ClusterApi
@@ -165,7 +166,7 @@ def renew_certificate(cluster: str, namespace: str, name: str,
         cert = api.get(path)
         last.update(cert)
         issuing = _condition(cert, "Issuing")
-        if issuing.get("status") == "False" and issuing.get("reason") == "Failed":
+        if issuance_failure(cert) is not None:
             return cert
         assert int((cert.get("status") or {}).get("revision") or 0) > revision, \
             f"revision still {revision}"
@@ -182,12 +183,12 @@ def renew_certificate(cluster: str, namespace: str, name: str,
             done = time.time()
     except MeshproofError:
         status = last.get("status") or {}
-    issuing = _condition(last, "Issuing")
+    failure = issuance_failure(last)
     result = {"certificate": f"{namespace}/{name}", "cluster": cluster,
               "renew_s": None if done is None else round(done - start, 3),
               "waited_s": round(time.time() - start, 3), "revision_before": revision,
               "revision": status.get("revision"), "not_before": status.get("notBefore"),
-              "failure": issuing.get("message") if issuing.get("reason") == "Failed" else None}
+              "failure": f"{failure[0]}: {failure[1]}" if failure else None}
     if done is not None:
         drill.mark("renewed", "recovery", f"certificate {namespace}/{name} renewed "
                    f"(revision {result['revision']}, notBefore {result['not_before']}) "

@@ -2,8 +2,13 @@
 
 Read from the Certificate objects' status (notAfter, renewalTime, conditions),
 as ``kubectl get certificates -o json`` shows them. A renewal that keeps
-failing (``Issuing=False`` with reason ``Failed``) is a violation even while the
-current certificate is still valid: that is how cert-manager reports it.
+failing is a violation even while the current certificate is still valid: that is
+how cert-manager reports it. Its issuing controller
+(``pkg/controller/certificates/issuing/issuing_controller.go``, ``failIssueCertificate``)
+sets ``Issuing=False`` with the CertificateRequest's reason: ``Failed``,
+``InvalidCertificate``, or the reason of a Denied or InvalidRequest condition (an
+approver's or issuer's own word); so any Issuing=False reason but ``Issued`` (its
+success, with the ServerSideApply feature) is a failure, reported with its message.
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ from typing import Any
 from meshproof.clients.kube import ClusterApi, NotFoundError
 from meshproof.sli.verdict import Judgement, Verdict
 
-__all__ = ["judge_certificates"]
+__all__ = ["ISSUED", "issuance_failure", "judge_certificates"]
 
 DAY = 86400.0
+ISSUED = "Issued"
+"""The one Issuing=False reason that is not a failure (``updateOrApplyStatus``)."""
 
 
 def _when(text: str | None) -> float | None:
@@ -29,6 +36,14 @@ def _when(text: str | None) -> float | None:
 def _condition(cert: dict[str, Any], kind: str) -> dict[str, Any]:
     return next((c for c in (cert.get("status") or {}).get("conditions") or []
                  if c.get("type") == kind), {})
+
+
+def issuance_failure(cert: dict[str, Any]) -> tuple[str, str] | None:
+    """(reason, message) of the Certificate's failed issuance, or None: not failing."""
+    issuing = _condition(cert, "Issuing")
+    if issuing.get("status") != "False" or issuing.get("reason") == ISSUED:
+        return None
+    return str(issuing.get("reason") or "no reason"), str(issuing.get("message") or "")
 
 
 def judge_certificates(api: ClusterApi, *, min_days: float, min_renewed_ratio: float,
@@ -46,7 +61,7 @@ def judge_certificates(api: ClusterApi, *, min_days: float, min_renewed_ratio: f
         key = f"{cert['metadata']['namespace']}/{cert['metadata']['name']}"
         status = cert.get("status") or {}
         not_after, renewal = _when(status.get("notAfter")), _when(status.get("renewalTime"))
-        ready, issuing = _condition(cert, "Ready"), _condition(cert, "Issuing")
+        ready, failure = _condition(cert, "Ready"), issuance_failure(cert)
         days_left = (not_after - now) / DAY if not_after else None
         rows[key] = {"days_left": round(days_left, 3) if days_left is not None else None,
                      "ready": ready.get("status"), "revision": status.get("revision"),
@@ -55,8 +70,8 @@ def judge_certificates(api: ClusterApi, *, min_days: float, min_renewed_ratio: f
             problems[key] = f"not Ready ({ready.get('reason', 'no status')})"
         elif days_left < min_days:
             problems[key] = f"expires in {days_left:.1f} days (< {min_days:g})"
-        elif issuing.get("status") == "False" and issuing.get("reason") == "Failed":
-            problems[key] = f"renewal failing: {issuing.get('message', '')[:160]}"
+        elif failure is not None:
+            problems[key] = f"renewal failing ({failure[0]}): {failure[1][:160]}"
         elif renewal is None or not_after is None or renewal >= not_after:
             problems[key] = "no renewal scheduled before expiry"
     evidence = {"certificates": rows, "problems": problems, "min_days": min_days}

@@ -12,8 +12,9 @@ comes due) runs one pass over all objects. Behaviour follows cert-manager
   another issuer, for other names, or its renewal time has passed. Issuing sets
   Issuing=True, creates CertificateRequest ``<name>-<revision>``, then writes the
   Secret and status (notBefore, notAfter, renewalTime, revision) and removes Issuing;
-  a failure sets Issuing=False reason Failed, lastFailureTime and
-  failedIssuanceAttempts and is retried after 1h·2^(n−1) (at most 32h);
+  the CertificateRequest decides how it ends (:mod:`.issuing`): a failure sets
+  Issuing=False with the request's reason (``Failed``, ``InvalidCertificate``, a denial's),
+  lastFailureTime and failedIssuanceAttempts and is retried after 1h·2^(n−1) (at most 32h);
 - Ready is True ("Certificate is up to date and has not expired") unless the Secret
   is unusable or the certificate has expired: a certificate whose renewals fail
   stays Ready until it expires, as in cert-manager (its readiness policy chain has no
@@ -38,6 +39,7 @@ from cryptography import x509
 
 from meshproof import pki
 from meshproof.errors import ConfigError
+from meshproof.lab.certmanager import issuing as issuance
 from meshproof.lab.certmanager import signing
 from meshproof.lab.certmanager.breaks import CertExpiring, read_break
 from meshproof.lab.certmanager.conditions import (
@@ -191,8 +193,8 @@ class Controller:
             self.log("cert-expiring healed: retrying failed issuances now")
             # Also what failed before a restart of this process, which it cannot remember.
             failed = {_key(c) for c in self.certificates.items()
-                      if (condition(c.get("status") or {}, "Issuing") or {}).get("reason")
-                      == "Failed"}
+                      if (c.get("status") or {}).get("lastFailureTime")
+                      and (condition(c["status"], "Issuing") or {}).get("status") == "False"}
             self._retry_now |= self._failed_in_break | failed
             self._failed_in_break.clear()
         if current != self._break:
@@ -464,9 +466,12 @@ class Controller:
             secret_ns = self._issuer_namespace(ref.kind, issuer)
             secret_name = (issuer["spec"]["ca"] or {}).get("secretName", "")
             if ca is None:
-                failure = (f"Failed to parse signing CA keypair from secret "
-                           f"{secret_ns}/{secret_name}: {message}")
-            elif self._break is not None and not backdate:
+                # The CA issuer leaves its request Pending (SecretMissing / SecretInvalidData,
+                # pkg/controller/certificaterequests/ca/ca.go): the issuance waits, not fails.
+                self.log(f"Certificate {ns}/{name}: waiting for the signing CA keypair in "
+                         f"secret {secret_ns}/{secret_name}: {message}")
+                return
+            if self._break is not None and not backdate:
                 failure = (f"Error signing certificate: signing CA key in secret "
                            f"{secret_ns}/{secret_name} is unusable")
         start = now
@@ -484,21 +489,25 @@ class Controller:
         await self._event(cert, "Certificate", "Normal", "Generated",
                           f'Stored new private key in temporary Secret resource "{key_secret}"',
                           "cert-manager-certificates-key-manager")
-        await self._write_request(cert, ref, request_name, revision, ck, failure, now,
-                                  issuer_type=signing.issuer_type(issuer), key_secret=key_secret)
+        request = await self._write_request(cert, ref, request_name, revision, ck, failure, now,
+                                            issuer_type=signing.issuer_type(issuer),
+                                            key_secret=key_secret)
         await self._event(cert, "Certificate", "Normal", "Requested",
                           f'Created new CertificateRequest resource "{request_name}"',
                           "cert-manager-certificates-request-manager")
-        if ck is None:
+        # The break's stand-in is judged as of the moment it pretends to have been issued.
+        result = issuance.outcome(request, start if backdate else now)
+        if result.state == "waiting":
+            return
+        if result.state == "failed" or ck is None:
             attempts = int(status.get("failedIssuanceAttempts") or 0) + 1
-            message = f"The certificate request has failed to complete and will be retried: " \
-                      f"{failure}"
-            conditions = set_condition(conditions, "Issuing", "False", "Failed", message,
+            message = issuance.issuing_message(result.message)
+            conditions = set_condition(conditions, "Issuing", "False", result.reason, message,
                                        generation=generation, now=now)
             await self._patch_status("Certificate", cert, {
                 "conditions": conditions, "lastFailureTime": format_time(now),
                 "failedIssuanceAttempts": attempts})
-            await self._event(cert, "Certificate", "Warning", "Failed", message,
+            await self._event(cert, "Certificate", "Warning", result.reason, message,
                               "cert-manager-certificates-issuing")
             if self._break is not None:
                 self._failed_in_break.add(key)
@@ -540,9 +549,9 @@ class Controller:
     async def _write_request(self, cert: Obj, ref: signing.IssuerRef, request_name: str,
                              revision: int, ck: pki.CertKey | None, failure: str,
                              now: datetime.datetime, *, issuer_type: str,
-                             key_secret: str) -> None:
-        """CertificateRequest ``<name>-<revision>``; older ones of the certificate go
-        (revisionHistoryLimit 1)."""
+                             key_secret: str) -> Obj:
+        """CertificateRequest ``<name>-<revision>`` as its issuer leaves it; older ones of the
+        certificate go (revisionHistoryLimit 1)."""
         ns, name = _key(cert)
         for old in self.requests.items():
             meta = old.get("metadata") or {}
@@ -581,7 +590,11 @@ class Controller:
         except ApiError as exc:
             if exc.status != 409:
                 raise
-            request = await self.client.get(_path("CertificateRequest", ns, request_name)) or body
+            # A retry of the same revision: the request manager deletes the failed request and
+            # creates one for the new private key (requestmanager_controller.go,
+            # deleteCurrentFailedRequests).
+            await self.client.delete(_path("CertificateRequest", ns, request_name))
+            request = await self.client.create(_path("CertificateRequest", ns), body)
         stamp = format_time(now)
         conditions = [{"type": "Approved", "status": "True", "reason": "cert-manager.io",
                        "message": "Certificate request has been approved by cert-manager.io",
@@ -607,3 +620,4 @@ class Controller:
         else:
             await self._event(request, "CertificateRequest", "Normal", "CertificateIssued",
                               "Certificate fetched from issuer successfully", component)
+        return request

@@ -29,6 +29,7 @@ import pkgutil
 from dataclasses import dataclass
 
 from meshproof.lab.images.context import ContainerContext
+from meshproof.lab.images.hubs import canonical
 
 __all__ = [
     "BASE_COMMANDS",
@@ -72,10 +73,12 @@ def register_image(repo_prefix: str, program: Program | str) -> None:
     """Run ``program`` for images whose repository is ``repo_prefix`` or below it.
 
     ``repo_prefix`` is matched without registry host and tag: ``istio/proxyv2`` matches
-    ``docker.io/istio/proxyv2:1.31.0``; ``python`` matches ``python:3.12-slim``.
+    ``docker.io/istio/proxyv2:1.31.0``; ``python`` matches ``python:3.12-slim``. Istio's
+    other hubs (``registry.istio.io/release/proxyv2``, ``gcr.io/istio-release/proxyv2``:
+    :mod:`.hubs`) name the same repositories as ``docker.io/istio``.
     A later registration for the same prefix replaces the earlier one.
     """
-    _REGISTRY[repository_of(repo_prefix)] = (
+    _REGISTRY[repository_of(canonical(repo_prefix))] = (
         Program(entry=program) if isinstance(program, str) else program
     )
 
@@ -98,7 +101,7 @@ def repository_of(image: str) -> str:
 
 def lookup(image: str) -> Program | None:
     """The program for ``image`` (longest registered prefix wins), or None: unknown image."""
-    repo = repository_of(image)
+    repo = repository_of(canonical(image))
     best: str | None = None
     for prefix in _REGISTRY:
         matches = repo == prefix or repo.startswith((prefix + "/", prefix + "-"))
