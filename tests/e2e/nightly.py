@@ -39,6 +39,25 @@ def plain_pytest_nightly(lab: RunningLab, reports: Path) -> tuple[dict[str, Any]
     return report, proc.stdout + proc.stderr
 
 
+def proxy_shapes(lab: RunningLab, namespace: str = "sample") -> set[str]:
+    """How injection gave each pod of ``namespace`` its proxy, in every cluster: ``native``
+    (a restartable init container) or ``classic`` (a container)."""
+    shapes: set[str] = set()
+    for context in lab.contexts:
+        pods = json.loads(lab.kubectl("get", "pods", "-n", namespace, "-o", "json",
+                                      context=context).stdout)
+        for pod in pods["items"]:
+            spec = pod["spec"]
+            if any(c["name"] == "istio-proxy" and c.get("restartPolicy") == "Always"
+                   for c in spec.get("initContainers") or []):
+                shapes.add("native")
+            elif any(c["name"] == "istio-proxy" for c in spec["containers"]):
+                shapes.add("classic")
+            else:
+                shapes.add("none")
+    return shapes
+
+
 def verdicts(report: dict[str, Any]) -> dict[str, str]:
     return {g["id"]: g["verdict"] for g in report.get("guarantees") or []}
 

@@ -22,6 +22,7 @@ from tests.e2e.nightly import (
     check_switch,
     nightly,
     plain_pytest_nightly,
+    proxy_shapes,
     verdicts,
 )
 from tests.report.chromium import chromium_binary, visit
@@ -66,7 +67,9 @@ def test_each_break_switch_violates_exactly_its_guarantees(
 
 def test_the_healthy_lab_holds_every_nightly_guarantee(shared_mesh_lab: RunningLab,
                                                        e2e_reports: Path) -> None:
-    """On the shared lab after the last heal (or on a new one when run alone)."""
+    """On the shared lab after the last heal (or on a new one when run alone), whose Istio
+    injects native sidecars (the default, current release)."""
+    assert proxy_shapes(shared_mesh_lab) == {"native"}
     code, report, output = nightly(shared_mesh_lab, e2e_reports / "healthy")
     not_held = {k: v for k, v in verdicts(report).items() if v != "held"}
     assert code == 0 and not not_held, f"exit {code}, not held: {not_held}\n{output[-4000:]}"

@@ -174,3 +174,41 @@ def test_break_switches_change_the_mesh_and_heal_restores_it(mesh: RunningLab,
     assert mode() == "PERMISSIVE"
     assert lab_command(mesh.root, "heal", "mtls-permissive").returncode == 0
     assert mode() == "STRICT"
+
+
+def test_an_injected_pod_runs_its_proxy_as_a_native_sidecar_that_drains_on_delete(
+        mesh: RunningLab) -> None:
+    """Current Istio on a 1.33+ kubelet: ``istio-proxy`` is an init container with
+    ``restartPolicy: Always``, READY counts it (``2/2``), and its preStop hook
+    ``pilot-agent request --debug-port=15020 POST drain`` reaches pilot-agent's ``/drain``
+    (istio/istio ``injection-template.yaml`` ``$nativeSidecar``;
+    ``pilot/cmd/pilot-agent/status/server.go`` ``handleDrain``): Envoy's admin ``/ready``
+    then says DRAINING, and deleting the pod records no FailedPreStopHook."""
+    ns = mesh.namespace("native")
+    mesh.kubectl("label", "namespace", ns, "istio-injection=enabled")
+    mesh.apply("""\
+apiVersion: v1
+kind: Pod
+metadata: {name: app, labels: {app: native-app}}
+spec:
+  containers: [{name: app, image: busybox, command: [sleep, "3600"]}]
+""", namespace=ns)
+    mesh.kubectl("wait", "--for=condition=Ready", "pod/app", "-n", ns, "--timeout=60s")
+    pod = json.loads(mesh.kubectl("get", "pod", "app", "-n", ns, "-o", "json").stdout)
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["app"]
+    assert [(c["name"], c.get("restartPolicy")) for c in pod["spec"]["initContainers"]] == [
+        ("istio-init", None), ("istio-proxy", "Always")]
+    row = mesh.kubectl("get", "pods", "-n", ns, "--no-headers").stdout.split()
+    assert row[1:3] == ["2/2", "Running"], row
+    ready = mesh.kubectl("exec", "app", "-n", ns, "-c", "istio-proxy", "--", "pilot-agent",
+                         "request", "GET", "ready", check=False)
+    assert ready.stdout.strip() == "LIVE", ready
+    mesh.kubectl("exec", "app", "-n", ns, "-c", "istio-proxy", "--", "pilot-agent", "request",
+                 "--debug-port=15020", "POST", "drain")
+    draining = mesh.kubectl("exec", "app", "-n", ns, "-c", "istio-proxy", "--", "pilot-agent",
+                            "request", "GET", "ready", check=False)
+    assert draining.stdout.strip() == "DRAINING", draining
+    mesh.kubectl("delete", "pod", "app", "-n", ns, "--timeout=60s")
+    events = json.loads(mesh.kubectl("get", "events", "-n", ns, "-o", "json").stdout)
+    reasons = {e["reason"] for e in events["items"]}
+    assert "Killing" in reasons and "FailedPreStopHook" not in reasons, reasons

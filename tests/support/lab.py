@@ -104,11 +104,13 @@ class RunningLab:
         return self._clients[context]
 
 
-def start_lab(root: Path, *, mesh: bool = False) -> RunningLab:
+def start_lab(root: Path, *, mesh: bool = False, istio: str = "") -> RunningLab:
     """``meshproof lab up`` in ``root`` (``--bare`` unless ``mesh``: the Kubernetes tests
-    need only the clusters); raises ``AssertionError`` with the log when it fails."""
+    need only the clusters; ``istio`` picks the release); raises ``AssertionError`` with the
+    log when it fails."""
     root.mkdir(parents=True, exist_ok=True)
-    proc = lab_command(root, "up", *([] if mesh else ["--bare"]), timeout=420)
+    args = (["--istio", istio] if istio else []) if mesh else ["--bare"]
+    proc = lab_command(root, "up", *args, timeout=420)
     if proc.returncode != 0:
         log = root / "logs" / "supervisor.log"
         tail = log.read_text()[-3000:] if log.exists() else "(no log)"
@@ -123,9 +125,10 @@ def stop_lab(lab: RunningLab) -> None:
 
 
 @contextmanager
-def running_lab(directory: Path, *, mesh: bool = False) -> Iterator[RunningLab]:
+def running_lab(directory: Path, *, mesh: bool = False, istio: str = ""
+                ) -> Iterator[RunningLab]:
     """A lab in ``directory/lab`` for the duration of the block."""
-    lab = start_lab(directory / "lab", mesh=mesh)
+    lab = start_lab(directory / "lab", mesh=mesh, istio=istio)
     try:
         yield lab
     finally:

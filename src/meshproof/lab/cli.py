@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from meshproof.errors import LabError, MeshproofError, WaitTimeout
+from meshproof.lab.install.versions import DEFAULT_ISTIO, istio_tag
 from meshproof.lab.state import LabPaths, pid_alive, read_lab_json
 from meshproof.timeouts import DEFAULT_TIMEOUTS, Timeouts
 from meshproof.waiting import eventually
@@ -131,8 +132,14 @@ def cluster_summary(url: str, token: str, ca_pem: bytes, *, timeout: float) -> d
 
 # -- commands ----------------------------------------------------------------------------
 
-def _up(paths: LabPaths, timeouts: Timeouts, *, bare: bool = False) -> int:
-    if _running(paths) is not None:
+def _up(paths: LabPaths, timeouts: Timeouts, *, bare: bool = False,
+        istio: str | None = None) -> int:
+    running = _running(paths)
+    if running is not None:
+        installed = running.get("istio")
+        if istio and installed and installed != istio:
+            raise LabError(f"the lab is already up with Istio {installed}, not {istio}; "
+                           "`meshproof lab down` first")
         print(f"lab: already up (kubeconfig {paths.kubeconfig})")
         return 0
     _sweep(paths)
@@ -141,7 +148,7 @@ def _up(paths: LabPaths, timeouts: Timeouts, *, bare: bool = False) -> int:
     with open(paths.supervisor_log, "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "meshproof.lab.supervisor", "--dir", str(paths.root),
-             *(["--bare"] if bare else [])],
+             *(["--bare"] if bare else ["--istio", istio or DEFAULT_ISTIO])],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, cwd=str(paths.root))
 
@@ -173,7 +180,8 @@ def _up(paths: LabPaths, timeouts: Timeouts, *, bare: bool = False) -> int:
     proc.returncode = 0  # detached on purpose: `lab down` stops it; no zombie warning
     for name, summary in summaries.items():
         print(f"lab: {name} Ready at {summary['url']}")
-    print(f"lab: up (kubeconfig {paths.kubeconfig}, target {paths.target})")
+    mesh = "" if bare else f"Istio {istio or DEFAULT_ISTIO}, "
+    print(f"lab: up ({mesh}kubeconfig {paths.kubeconfig}, target {paths.target})")
     return 0
 
 
@@ -253,7 +261,7 @@ def _status(paths: LabPaths, timeouts: Timeouts, *, as_json: bool) -> int:
     if as_json:
         print(json.dumps({"version": STATUS_JSON_VERSION, "up": True, "pid": data["pid"],
                           "kubeconfig": str(paths.kubeconfig), "target": str(paths.target),
-                          "clusters": clusters}, indent=2))
+                          "istio": data.get("istio"), "clusters": clusters}, indent=2))
         return 0
     for c in clusters:
         if "error" in c:
@@ -262,7 +270,8 @@ def _status(paths: LabPaths, timeouts: Timeouts, *, as_json: bool) -> int:
         pods = " ".join(f"{k}={v}" for k, v in c["pods"].items()) or "none"
         print(f"lab: {c['name']:<8} {c['url']}  nodes {c['nodes']['ready']}/"
               f"{c['nodes']['total']} Ready  pods {pods}")
-    print(f"lab: up (pid {data['pid']}, kubeconfig {paths.kubeconfig})")
+    istio = f"Istio {data['istio']}, " if data.get("istio") else ""
+    print(f"lab: up ({istio}pid {data['pid']}, kubeconfig {paths.kubeconfig})")
     return 0
 
 
@@ -338,6 +347,9 @@ def _parser() -> argparse.ArgumentParser:
                         "clusters and the mesh in them are Ready")
     up.add_argument("--bare", action="store_true",
                     help="only the two Kubernetes clusters, without the mesh (fast)")
+    up.add_argument("--istio", metavar="VERSION",
+                    help=f"the Istio release to install (default {DEFAULT_ISTIO}; before 1.27 "
+                    "injection gives classic sidecars, from 1.27 native ones)")
     sub.add_parser("down", help="stop every lab process")
     st = sub.add_parser("status", help="per cluster: API URL, nodes Ready, pods by phase")
     st.add_argument("--json", action="store_true", help="machine-readable (versioned) output")
@@ -362,7 +374,8 @@ def main(argv: list[str]) -> int:
     try:
         if args.command == "up":
             paths.root.mkdir(parents=True, exist_ok=True)
-            return _up(paths, timeouts, bare=args.bare)
+            istio = istio_tag(args.istio) if args.istio else None
+            return _up(paths, timeouts, bare=args.bare, istio=istio)
         if args.command == "down":
             return _down(paths, timeouts)
         if args.command == "status":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -20,10 +21,12 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from meshproof.lab import images
 from meshproof.lab.cluster import PROFILES, LabCluster
 from meshproof.lab.install.hook import install_mesh_hook
+from meshproof.lab.install.versions import DEFAULT_ISTIO
 from meshproof.lab.state import (
     LabPaths,
     pid_alive,
@@ -43,12 +46,14 @@ the lab's paths."""
 
 
 async def run(paths: LabPaths, *, clusters: tuple[str, ...] = CLUSTERS,
-              after_start: Sequence[StartHook] = ()) -> None:
+              after_start: Sequence[StartHook] = (),
+              record: dict[str, Any] | None = None) -> None:
     """Start the clusters, publish their files, serve until SIGTERM / SIGINT.
 
     ``after_start`` hooks (e.g. installing the mesh) run in order once the clusters serve
     and the kubeconfig and target file are written, before ``lab.json`` says ``ready``,
     so ``meshproof lab up`` returns after them. A hook that raises stops the lab.
+    ``record`` adds fields to ``lab.json`` (the Istio version installed).
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -76,7 +81,7 @@ async def run(paths: LabPaths, *, clusters: tuple[str, ...] = CLUSTERS,
         write_lab_json(paths.lab_json, {
             "state": "ready", "pid": os.getpid(), "started": time.time(),
             "kubeconfig": str(paths.kubeconfig), "target": str(paths.target),
-            "log": str(paths.supervisor_log),
+            "log": str(paths.supervisor_log), **(record or {}),
             "clusters": {c.name: {"url": c.url, "context": c.name,
                                   "node": c.profile.node_name} for c in running},
         })
@@ -108,13 +113,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", required=True, type=Path, help="the lab's state directory")
     parser.add_argument("--bare", action="store_true",
                         help="only the two Kubernetes clusters, without the mesh")
+    parser.add_argument("--istio", default=DEFAULT_ISTIO, help="the Istio release to install")
     args = parser.parse_args(argv)
     paths = LabPaths(args.dir.resolve())
     paths.logs.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        asyncio.run(run(paths, after_start=() if args.bare else (install_mesh_hook,)))
+        hooks = () if args.bare else (functools.partial(install_mesh_hook,
+                                                         istio_tag=args.istio),)
+        asyncio.run(run(paths, after_start=hooks,
+                        record=None if args.bare else {"istio": args.istio}))
     except Exception:
         log.exception("lab daemon failed")
         return 2

@@ -99,9 +99,11 @@ def remote_secret(cluster: str, *, server: str, token: str, ca_pem: bytes) -> Ob
 
 
 def control_plane_objects(cluster: str, *, root: pki.CertKey, intermediate: pki.CertKey,
-                          remotes: Iterable[Obj], source: Path | None = None) -> list[Obj]:
-    """What ``make kind-up`` installs before the workloads: CRDs, CA, Istio, gateways,
-    remote secrets, cert-manager and Consul, in the order they are applied."""
+                          remotes: Iterable[Obj], source: Path | None = None,
+                          istio_tag: str | None = None) -> list[Obj]:
+    """What ``make kind-up`` installs before the workloads: CRDs, CA, Istio (at
+    ``istio_tag`` when given), gateways, remote secrets, cert-manager and Consul, in the
+    order they are applied."""
     base = source or clusters_dir()
     istio = base / "istio"
     cacerts = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
@@ -110,9 +112,10 @@ def control_plane_objects(cluster: str, *, root: pki.CertKey, intermediate: pki.
     objects: list[Obj] = [*istio_crds()]
     objects += load_manifests(istio / f"istio-system-{cluster}.yaml")
     objects.append(cacerts)
-    objects += render_operator(yaml.safe_load((istio / f"{cluster}.yaml").read_text()))
+    objects += render_operator(yaml.safe_load((istio / f"{cluster}.yaml").read_text()),
+                               tag=istio_tag)
     objects += render_operator(
-        yaml.safe_load((istio / f"eastwest-gateway-{cluster}.yaml").read_text()))
+        yaml.safe_load((istio / f"eastwest-gateway-{cluster}.yaml").read_text()), tag=istio_tag)
     objects += load_manifests(istio / "cross-network-gateway.yaml")
     objects += list(remotes)
     objects += certmanager_install.render()
@@ -203,7 +206,7 @@ async def wait_ready(clusters: Sequence[LabClusterLike], namespaces: Sequence[st
 
 
 async def install_mesh(clusters: Sequence[LabClusterLike], state: Path, *,
-                       timeout: float) -> None:
+                       timeout: float, istio_tag: str | None = None) -> None:
     """Install the mesh into every cluster as ``make kind-up`` does, and wait until Ready."""
     root, intermediates = plugin_ca(state, [c.name for c in clusters])
     for cluster in clusters:
@@ -212,7 +215,7 @@ async def install_mesh(clusters: Sequence[LabClusterLike], state: Path, *,
                    for other in clusters if other is not cluster]
         await apply_objects(cluster.store, control_plane_objects(
             cluster.name, root=root, intermediate=intermediates[cluster.name],
-            remotes=remotes))
+            remotes=remotes, istio_tag=istio_tag))
     await wait_ready(clusters, ("istio-system",), timeout=timeout)
     for cluster in clusters:
         await apply_objects(cluster.store, workload_objects(cluster.name))

@@ -71,10 +71,11 @@ async def _scraped(cluster: HookCluster, *, timeout: float) -> None:
             await asyncio.sleep(1.0)
 
 
-async def install_mesh_hook(running: Sequence[Any], paths: LabPaths) -> None:
+async def install_mesh_hook(running: Sequence[Any], paths: LabPaths, *,
+                            istio_tag: str | None = None) -> None:
     clusters: Sequence[HookCluster] = running
     timeout = DEFAULT_TIMEOUTS.lab_mesh
-    await install_mesh(clusters, paths.root, timeout=timeout)
+    await install_mesh(clusters, paths.root, timeout=timeout, istio_tag=istio_tag)
     prometheus = {}
     for cluster in clusters:
         token_file = paths.root / f"{cluster.name}.token"

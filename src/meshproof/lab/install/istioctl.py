@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from meshproof.lab.install.versions import DEFAULT_ISTIO
+
 __all__ = ["render_operator"]
 
 Obj = dict[str, Any]
@@ -258,11 +260,13 @@ def _gateway(component: Obj, values: Obj, hub: str, tag: str) -> list[Obj]:
     ]
 
 
-def render_operator(operator: Obj) -> list[Obj]:
-    """The objects ``istioctl install -f`` would create for ``operator`` (an IstioOperator)."""
+def render_operator(operator: Obj, *, tag: str | None = None) -> list[Obj]:
+    """The objects ``istioctl install -f`` would create for ``operator`` (an IstioOperator);
+    ``tag`` overrides the file's, as ``istioctl install --set tag=...`` does."""
     spec = operator.get("spec") or {}
     values = spec.get("values") or {}
-    hub, tag = spec.get("hub", "docker.io/istio"), str(spec.get("tag", "1.31.0"))
+    hub = spec.get("hub", "docker.io/istio")
+    tag = tag or str(spec.get("tag", DEFAULT_ISTIO))
     profile = spec.get("profile", "default")
     components = spec.get("components") or {}
     objects: list[Obj] = []
