@@ -160,8 +160,9 @@ def test_a_bloated_proxy_holds_its_memory_until_healed(mesh: RunningLab) -> None
 
 
 def _all_synced(lab: RunningLab, context: str, istiod: str) -> None:
-    out = lab.kubectl("get", "--raw", f"/api/v1/namespaces/istio-system/pods/{istiod}:15014"
-                      "/proxy/debug/syncz", context=context)
+    # istiod's debug endpoints answer localhost only (pods/proxy gets 401): exec, as istioctl.
+    out = lab.kubectl("exec", "-n", "istio-system", istiod, "-c", "discovery", "--",
+                      "pilot-discovery", "request", "GET", "/debug/syncz", context=context)
     rows = json.loads(out.stdout)
     assert len(rows) >= 4, f"{len(rows)} proxies connected"
     stale = [r["proxy"] for r in rows if r["cluster_sent"] != r["cluster_acked"]]

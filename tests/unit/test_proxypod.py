@@ -101,12 +101,15 @@ class FakeApi:
                                "status": {"phase": "Running", "podIP": "10.0.0.1"}}]}
         return {"items": []}
 
-    def proxy(self, *_: Any, **__: Any) -> bytes:
+    def exec(self, *_: Any, **__: Any) -> Any:
+        """``pilot-discovery request GET /debug/syncz`` in istiod (meshproof.clients.istiod)."""
         import json
+
+        from meshproof.clients.kube import ExecResult
         sent = {f"{kind}_sent": "v1" for kind in ("cluster", "listener", "route", "endpoint")}
         acked = {f"{kind}_acked": "v1" for kind in ("cluster", "listener", "route", "endpoint")}
-        return json.dumps([{"proxy": f"{p['metadata']['name']}.production", **sent, **acked}
-                           for p in self.pods]).encode()
+        return ExecResult(0, json.dumps([{"proxy": f"{p['metadata']['name']}.production",
+                                          **sent, **acked} for p in self.pods]) + "\n", "")
 
 
 @pytest.mark.parametrize("shape", [native_pod, classic_pod])

@@ -25,6 +25,7 @@ from meshproof.chaos.state import Drill, DrillProbes, drill_for
 from meshproof.chaos.traffic import first_answer_from, success_between
 from meshproof.checks.proxies import SYNC_KINDS, sync_status
 from meshproof.clients.envoy import HostStatus, admin_get, parse_clusters, prometheus_stats
+from meshproof.clients.istiod import DebugUnreadable
 from meshproof.clients.kube import ClusterApi
 from meshproof.clients.prometheus import PromQL
 from meshproof.errors import ConfigError, MeshproofError
@@ -259,8 +260,10 @@ def _sidecars(api: ClusterApi) -> set[str]:
 def proxies_in_sync(cluster: str, configuration: Configuration = None,
                     secrets: Secrets = None) -> dict[str, Any]:
     """Wait (up to the proxy resync timeout) until istiod of ``cluster`` reports every
-    running proxy of the cluster connected and in sync (``/debug/syncz``: each kind
-    acknowledged as sent); reports the proxies, how many are synced, and the rest."""
+    running proxy of the cluster connected and in sync (``/debug/syncz`` by exec of
+    ``pilot-discovery request`` in istiod: each kind acknowledged as sent); fails the
+    activity at once when istiod's debug endpoints cannot be read at all; reports the
+    proxies, how many are synced, and the rest."""
     drill = drill_for(configuration)
     api = drill.connections.api(drill.cluster(cluster))
     timeouts = drill.target.resolved_timeouts
@@ -269,6 +272,8 @@ def proxies_in_sync(cluster: str, configuration: Configuration = None,
     while True:
         try:
             proxies, rows = _sidecars(api), sync_status(api)
+        except DebugUnreadable as exc:
+            raise ActivityFailed(f"waiting for the proxies of {cluster} to sync: {exc}") from exc
         except MeshproofError:
             proxies, rows = set(), {}
         behind = sorted(p for p in proxies if p not in rows or any(

@@ -1,8 +1,10 @@
 """PROXY-HEALTH: sidecars Ready and in sync with istiod (what ``istioctl proxy-status`` shows).
 
-Sync comes from istiod's ``/debug/syncz`` on its monitoring port 15014, reached
-through ``pods/proxy``: for each connected proxy the config version istiod sent
-and the one the proxy acknowledged. A proxy is healthy when its istio-proxy
+Sync comes from istiod's ``/debug/syncz`` on its monitoring port 15014, read by
+``pilot-discovery request GET /debug/syncz`` in each istiod pod (istiod answers its
+debug endpoints only on localhost or with a token; through ``pods/proxy`` a real
+istiod answers 401: :mod:`meshproof.clients.istiod`): for each connected proxy the
+config version istiod sent and the one the proxy acknowledged. A proxy is healthy when its istio-proxy
 container is Ready and istiod knows it with nothing unacknowledged.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from meshproof.clients.istiod import ISTIOD_NAMESPACE, DebugUnreadable, debug_get
 from meshproof.clients.kube import ClusterApi
 from meshproof.errors import MeshproofError
 from meshproof.proxypod import has_proxy, proxy_status
@@ -26,16 +29,18 @@ def sync_status(api: ClusterApi, unanswered: list[str] | None = None
                 ) -> dict[str, dict[str, Any]]:
     """istiod's view of its proxies, keyed ``<pod>.<namespace>`` (every istiod pod merged).
     An istiod pod that does not answer (crash-looping, overloaded) knows of no proxy; its
-    name and the error go to ``unanswered``."""
-    pods = api.get("/api/v1/namespaces/istio-system/pods", labelSelector="app=istiod")
+    name and the error go to ``unanswered``. Raises ``DebugUnreadable`` when the suite
+    cannot read istiod's debug endpoints at all on this target (say, no ``pods/exec``)."""
+    pods = api.get(f"/api/v1/namespaces/{ISTIOD_NAMESPACE}/pods", labelSelector="app=istiod")
     out: dict[str, dict[str, Any]] = {}
     for pod in pods.get("items") or []:
         if (pod.get("status") or {}).get("phase") != "Running":
             continue
         name = pod["metadata"]["name"]
         try:
-            raw = api.proxy("pods", "istio-system", name, 15014, "debug/syncz")
-            rows = json.loads(raw or b"[]")
+            rows = json.loads(debug_get(api, name, "/debug/syncz") or "[]")
+        except DebugUnreadable:
+            raise
         except (MeshproofError, ValueError) as exc:
             if unanswered is not None:
                 unanswered.append(f"{name}: {exc}")
@@ -51,7 +56,12 @@ def _stale(row: dict[str, Any]) -> list[str]:
 
 def judge_proxy_health(api: ClusterApi, *, namespaces: list[str], required: float) -> Judgement:
     unanswered: list[str] = []
-    sync = sync_status(api, unanswered)
+    try:
+        sync = sync_status(api, unanswered)
+    except DebugUnreadable as exc:
+        return Judgement(Verdict.NOT_MEASURABLE,
+                         f"istiod's sync state cannot be read on {api.cluster}: {exc}",
+                         {"istiod_unreadable": str(exc)})
     proxies: list[str] = []
     problems: dict[str, str] = {}
     for ns in namespaces:

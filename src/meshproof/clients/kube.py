@@ -1,13 +1,15 @@
 """Kubernetes API access per cluster, through the official client and a kubeconfig context.
 
-In-cluster HTTP endpoints (Envoy admin ports, istiod debug, Consul, the probe
+In-cluster HTTP endpoints (Envoy metrics ports, istiod metrics, Consul, the probe
 agent) are reached through the API server's ``pods/proxy`` and
-``services/proxy`` subresources, so one code path serves every target.
+``services/proxy`` subresources, so one code path serves every target; what a pod
+answers only on its localhost (istiod's debug endpoints) by ``pods/exec``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +18,36 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
+from kubernetes.stream import stream
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from meshproof.errors import ConfigError, MeshproofError, PermissionDenied, TargetUnreachable
 
-__all__ = ["ClusterApi", "NotFoundError", "connect", "describe_api_error"]
+__all__ = ["ClusterApi", "ExecResult", "NotFoundError", "connect", "describe_api_error"]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecResult:
+    """What a command run by ``pods/exec`` ended with."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+
+_HANDSHAKE = re.compile(r"Handshake status (\d{3}) ([^-]*?) -\+-\+- .*? -\+-\+- (.*)$", re.S)
+
+
+def _exec_refusal(exc: ApiException) -> ApiException:
+    """The websocket client reports a refused exec as status 0 with the handshake's answer
+    in the reason (websocket-client ``_handshake.py``: ``Handshake status 403 Forbidden
+    -+-+- headers -+-+- body``); give it its HTTP status and body back."""
+    found = _HANDSHAKE.search(str(exc.reason or "")) if not exc.status else None
+    if found is None:
+        return exc
+    out = ApiException(status=int(found.group(1)), reason=found.group(2).strip())
+    out.body = found.group(3).strip()
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +158,31 @@ class ClusterApi:
         target = f"{scheme}:{name}:{port}" if scheme else f"{name}:{port}"
         resource = f"/api/v1/namespaces/{namespace}/{kind}/{target}/proxy/{path.lstrip('/')}"
         return self.raw(method, resource, body=body, accept="*/*", timeout=timeout)
+
+
+    def exec(self, namespace: str, pod: str, command: list[str], *, container: str = "",
+             timeout: float | None = None) -> ExecResult:
+        """Run ``command`` in a container of a pod (``pods/exec``, the websocket the official
+        client opens, as ``kubectl exec`` does); raises when the API server refuses it."""
+        what = f"exec {' '.join(command)} in {namespace}/{pod} on {self.cluster}"
+        extra = {"container": container} if container else {}
+        try:
+            ws = stream(self.core.connect_get_namespaced_pod_exec, pod, namespace,
+                        command=command, stderr=True, stdin=False, stdout=True, tty=False,
+                        _preload_content=False, **extra)
+        except ApiException as exc:
+            raise describe_api_error(_exec_refusal(exc), what, self.cluster) from exc
+        wait = timeout or self.timeout
+        try:
+            ws.run_forever(timeout=wait)
+            out = ws.read_stdout() if ws.peek_stdout() else ""
+            err = ws.read_stderr() if ws.peek_stderr() else ""
+            code = ws.returncode
+        finally:
+            ws.close()
+        if code is None:
+            raise TargetUnreachable(f"{what}: the command did not end within {wait:g} s")
+        return ExecResult(code=int(code), stdout=str(out), stderr=str(err))
 
 
 class NotFoundError(MeshproofError):

@@ -146,6 +146,9 @@ async def _main(ctx: ContainerContext) -> int:
         native_sidecars=await _native_sidecars(ctx, local, log))
     server = IstiodServer(address=ctx.pod_ip, discovery=discovery, ca=ca, metrics=metrics,
                           injection=injection)
+    server.debug_namespaces = frozenset(
+        n.strip() for n in ctx.env.get("DEBUG_ENDPOINT_AUTH_ALLOWED_NAMESPACES", "").split(",")
+        if n.strip())
     await server.start()
     server.ready = True
     writer = ApiWriter(local)

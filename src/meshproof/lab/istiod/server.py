@@ -5,7 +5,9 @@
          else 304); what xDS is to Envoy.
 - 15012  TLS: ``POST /lab/v1/certificate`` with ``Authorization: Bearer <istio-token>``
          → the workload certificate, key and trust bundle (the CA).
-- 15014  ``/metrics`` (Prometheus) and ``/debug/syncz`` (per-proxy sync, JSON).
+- 15014  ``/metrics`` (Prometheus, open) and ``/debug/syncz`` (per-proxy sync, JSON), which
+         answers only callers on the pod's own address or with a valid token
+         (:meth:`IstiodServer._debug`).
 - 15017  TLS: ``POST /inject``, the sidecar injection webhook.
 - 8080   ``/ready``.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import ssl
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -29,6 +32,12 @@ __all__ = ["ISTIO_VERSION", "IstiodServer"]
 
 ISTIO_VERSION = "1.31.0"
 MAX_WAIT = 30.0
+SYSTEM_NAMESPACE = "istio-system"
+NAMESPACE_DEBUGGERS = frozenset({"config_dump", "ndsz", "edsz"})
+"""Debug paths a caller from another namespace may read (istio/istio
+``pilot/pkg/xds/debuggen.go`` ``activeNamespaceDebuggers``)."""
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _tls_context(cert: pki.CertKey) -> ssl.SSLContext:
@@ -50,6 +59,8 @@ class IstiodServer:
         self.metrics = metrics
         self.injection = injection
         self.ready = False
+        self.debug_namespaces: frozenset[str] = frozenset()
+        """``DEBUG_ENDPOINT_AUTH_ALLOWED_NAMESPACES``: namespaces allowed every debug path."""
         self._runners: list[web.AppRunner] = []
 
     async def start(self) -> None:
@@ -58,7 +69,7 @@ class IstiodServer:
         await self._serve(15010, [web.get("/lab/v1/config", self.config)])
         await self._serve(15012, [web.post("/lab/v1/certificate", self.certificate)], serving)
         await self._serve(15014, [web.get("/metrics", self.prometheus),
-                                  web.get("/debug/syncz", self.syncz)])
+                                  web.get("/debug/syncz", self._debug(self.syncz))])
         await self._serve(15017, [web.post("/inject", self.inject)], serving)
         await self._serve(8080, [web.get("/ready", self.readiness)])
 
@@ -74,6 +85,41 @@ class IstiodServer:
         await runner.setup()
         await web.TCPSite(runner, self.address, port, ssl_context=context).start()
         self._runners.append(runner)
+
+    def _debug(self, handler: Handler) -> Handler:
+        """istiod's ``allowAuthenticatedOrLocalhost`` around a debug handler (istio/istio
+        ``pilot/pkg/xds/debug.go``, since PR #32903; ``ENABLE_DEBUG_ENDPOINT_AUTH`` on by
+        default, ``pilot/pkg/features/pilot.go``).
+
+        - A caller on localhost gets through. Go's ``IsLoopback`` would count all of
+          127.0.0.0/8, but in the lab every pod and the API server share the host's
+          loopback: a lab pod's own localhost is its address, so only a peer on this pod's
+          address counts (``pilot-discovery request`` connects from it). Anything else -
+          the API server's ``pods/proxy``, Prometheus, other pods - is remote.
+        - Otherwise the caller must present ``Authorization: Bearer <service-account JWT>``
+          with audience ``istio-ca``, as for xDS (``KubeJWTAuthenticator``; the lab reads
+          the claims as its CA does). None, or a rejected one: 401 with an empty body
+          (upstream only calls ``WriteHeader``).
+        - An identity outside the system namespace (or ``DEBUG_ENDPOINT_AUTH_ALLOWED_NAMESPACES``)
+          may read only ``config_dump``, ``ndsz`` and ``edsz``; else 403, empty body.
+        """
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            peer = request.transport.get_extra_info("peername") if request.transport else None
+            if peer and peer[0] == self.address:
+                return await handler(request)
+            header = request.headers.get("Authorization", "")
+            if not header.startswith("Bearer "):
+                return web.Response(status=401)
+            try:
+                namespace, _ = token_identity(header.removeprefix("Bearer ").strip())
+            except TokenRejected:
+                return web.Response(status=401)
+            if namespace not in {SYSTEM_NAMESPACE, *self.debug_namespaces} and \
+                    request.path.removeprefix("/debug/") not in NAMESPACE_DEBUGGERS:
+                return web.Response(status=403)
+            return await handler(request)
+
+        return guarded
 
     async def readiness(self, _: web.Request) -> web.Response:
         return web.Response(status=200 if self.ready else 503,

@@ -46,6 +46,10 @@ __all__ = ["CHANNEL_PROTOCOLS", "PodAttacher", "connect", "exit_status"]
 Obj = dict[str, Any]
 CHANNEL_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 _STDIN, _STDOUT, _STDERR, _ERROR, _RESIZE, _CLOSE = 0, 1, 2, 3, 4, 255
+# "authorization" too: the API server's authentication filter deletes the caller's
+# Authorization header once it has authenticated it (kubernetes/kubernetes
+# staging/src/k8s.io/apiserver/pkg/endpoints/filters/authentication.go, WithAuthentication:
+# req.Header.Del("Authorization")), so pods/proxy and services/proxy never pass it on.
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
                "trailer", "transfer-encoding", "upgrade", "host", "authorization",
                "content-length", "accept-encoding", "content-encoding"}
