@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from meshproof.lab.switches import SWITCH_BREAKS, SWITCH_CASCADES
+from meshproof.proxypod import has_proxy, is_native_sidecar
 from tests.support.lab import RunningLab, lab_command
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,14 +48,10 @@ def proxy_shapes(lab: RunningLab, namespace: str = "sample") -> set[str]:
         pods = json.loads(lab.kubectl("get", "pods", "-n", namespace, "-o", "json",
                                       context=context).stdout)
         for pod in pods["items"]:
-            spec = pod["spec"]
-            if any(c["name"] == "istio-proxy" and c.get("restartPolicy") == "Always"
-                   for c in spec.get("initContainers") or []):
-                shapes.add("native")
-            elif any(c["name"] == "istio-proxy" for c in spec["containers"]):
-                shapes.add("classic")
-            else:
+            if not has_proxy(pod):
                 shapes.add("none")
+            else:
+                shapes.add("native" if is_native_sidecar(pod) else "classic")
     return shapes
 
 

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kubernetes.client.exceptions import ApiException
-from kubernetes.stream import stream
 from prometheus_client.parser import text_string_to_metric_families
 
-from meshproof.clients.kube import ClusterApi, describe_api_error
+from meshproof.clients.kube import ClusterApi
 from meshproof.errors import MeshproofError
 from meshproof.proxypod import PROXY_CONTAINER
 
@@ -105,29 +103,10 @@ def prometheus_stats(api: ClusterApi, namespace: str, pod: str) -> list[PromSamp
 
 def admin_get(api: ClusterApi, namespace: str, pod: str, path: str) -> str:
     """``pilot-agent request GET <path>`` in the pod's istio-proxy container."""
-    what = f"exec pilot-agent request GET {path} in {namespace}/{pod} on {api.cluster}"
-    try:
-        client = stream(
-            api.core.connect_get_namespaced_pod_exec,
-            pod,
-            namespace,
-            container=PROXY_CONTAINER,
-            command=["pilot-agent", "request", "GET", path],
-            stderr=True,
-            stdin=False,
-            stdout=True,
-            tty=False,
-            _preload_content=False,
-        )
-    except ApiException as exc:
-        raise describe_api_error(exc, what, api.cluster) from exc
-    try:
-        client.run_forever(timeout=api.timeout)
-        out = client.read_stdout() if client.peek_stdout() else ""
-        err = client.read_stderr() if client.peek_stderr() else ""
-        code = client.returncode
-    finally:
-        client.close()
-    if code not in (0, None):
-        raise MeshproofError(f"{what}: exit code {code}: {err.strip()[:200]}")
-    return str(out)
+    result = api.exec(namespace, pod, ["pilot-agent", "request", "GET", path],
+                      container=PROXY_CONTAINER)
+    if result.code != 0:
+        raise MeshproofError(f"exec pilot-agent request GET {path} in {namespace}/{pod} on "
+                             f"{api.cluster}: exit code {result.code}: "
+                             f"{result.stderr.strip()[:200]}")
+    return result.stdout
